@@ -1,0 +1,7 @@
+//! PPP for virtgate (sans-IO): frames, the RFC 1661 automaton, LCP/IPCP/CCP, PAP, CHAP-MD5,
+//! MS-CHAPv1/v2 and MPPE. See ARCHITECTURE.md.
+
+// Cryptography (pure functions and per-direction MPPE state).
+pub mod chap_md5;
+pub mod mppe;
+pub mod mschap;
