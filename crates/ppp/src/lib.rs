@@ -5,3 +5,7 @@
 pub mod chap_md5;
 pub mod mppe;
 pub mod mschap;
+
+// Framing and negotiation.
+pub mod frame;
+pub mod fsm;
