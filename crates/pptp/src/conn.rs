@@ -746,8 +746,9 @@ impl ControlConnection {
                 });
                 l
             }
-            // A request the daemon has not answered yet: withdraw it (no call id of ours yet).
-            None if self.pending.remove(&peer_call_id).is_some() => 0,
+            // A request the daemon has not answered yet: withdraw it. We have no call id of
+            // our own yet, so the CDN names the peer's (as pptp-linux does as a PAC).
+            None if self.pending.remove(&peer_call_id).is_some() => peer_call_id,
             None => {
                 self.unknown_call("CCRQ", peer_call_id);
                 return;
