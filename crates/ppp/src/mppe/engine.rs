@@ -432,7 +432,9 @@ mod tests {
     use super::*;
 
     fn start() -> StartKey {
-        StartKey(core::array::from_fn(|i| (i as u8) * 17 + 3))
+        StartKey(core::array::from_fn(|i| {
+            (i as u8).wrapping_mul(17).wrapping_add(3)
+        }))
     }
 
     #[test]
