@@ -7,5 +7,13 @@ pub mod mppe;
 pub mod mschap;
 
 // Framing and negotiation.
+pub mod auth;
 pub mod frame;
 pub mod fsm;
+pub mod lcp;
+
+/// Randomness for CHAP challenges, MS-CHAPv2 peer challenges and magic numbers. The daemon
+/// passes `getrandom`; tests pass a seeded generator, so runs are deterministic.
+pub trait Entropy: Send {
+    fn fill(&mut self, buf: &mut [u8]);
+}
