@@ -8,8 +8,10 @@ pub mod mschap;
 
 // Framing and negotiation.
 pub mod auth;
+pub mod ccp;
 pub mod frame;
 pub mod fsm;
+pub mod ipcp;
 pub mod lcp;
 
 /// Randomness for CHAP challenges, MS-CHAPv2 peer challenges and magic numbers. The daemon
