@@ -62,7 +62,8 @@ impl AddrRule {
 
     /// Whether `ip` falls in this rule's network.
     pub fn covers(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.network)
+        let mask = self.mask();
+        u32::from(ip) & mask == u32::from(self.network) & mask
     }
 }
 

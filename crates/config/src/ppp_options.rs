@@ -609,7 +609,12 @@ pub(crate) fn read_text(
     what: &str,
 ) -> Result<String, ConfigError> {
     files.read_to_string(target).map_err(|e| {
-        let message = if line == 0 {
+        let message = if e.kind() == std::io::ErrorKind::InvalidData {
+            format!(
+                "{} is not UTF-8 text; save it as UTF-8 (plain ASCII is fine)",
+                target.display()
+            )
+        } else if line == 0 {
             format!("cannot read this {what}: {e}; check that it exists and is readable")
         } else {
             format!(
