@@ -1,7 +1,7 @@
 //! pppd secrets files (`/etc/ppp/chap-secrets`, pppd(8) "AUTHENTICATION") → [`ChapSecrets`].
 //!
-//! Syntax: pppd's words (see the `words` module: white space, `#` comments, `"..."`/`'...'`,
-//! backslash escapes, backslash-newline continues a line). A line is
+//! Syntax: pppd's [words](crate::ppp_options#word-syntax) (white space, `#` comments,
+//! `"..."`/`'...'`, backslash escapes, backslash-newline continues a line). A line is
 //! `client server secret [address ...]`; a line starts with the first word after an unescaped
 //! newline.
 //!

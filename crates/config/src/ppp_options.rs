@@ -1,12 +1,29 @@
 //! pppd options files (`/etc/ppp/options.pptpd`, pppd(8) "OPTIONS FILES") → [`PppOptions`].
 //!
-//! The syntax is pppd's: words as read by pppd's `getword` (see the `words` module: white space,
-//! `#` comments, `"..."`/`'...'` quoting, backslash escapes), one option name followed by its
-//! argument words, any number of options per line (an argument may even be on the next line, as
-//! in pppd). Later options override earlier ones, as all options from files have the same
-//! priority in pppd. `file FILE` reads further options from FILE (relative names resolve against
-//! the including file's directory; includes nest at most [`MAX_INCLUDE_DEPTH`] deep, pppd has
-//! no limit).
+//! The syntax is pppd's: a file is a sequence of [words](#word-syntax); an option name is
+//! followed by its argument words, any number of options per line (an argument may even be on
+//! the next line, as in pppd). Later options override earlier ones, as all options from files
+//! have the same priority in pppd. `file FILE` reads further options from FILE (relative names
+//! resolve against the including file's directory; includes nest at most
+//! [`MAX_INCLUDE_DEPTH`] deep, pppd has no limit).
+//!
+//! # Word syntax
+//!
+//! pppd's `getword` (pppd/options.c), shared with chap-secrets:
+//!
+//! * words are separated by white space; `#` outside quotes starts a comment to the end of the
+//!   line, and also ends an unquoted word (`abc#x` is `abc` then a comment);
+//! * `"` or `'` quote part of a word: inside, white space and `#` are ordinary and only the same
+//!   quote ends it; quoted and unquoted parts join (`a"b c"d` is `ab cd`); `""` is an empty
+//!   word; a quoted part may run over several lines;
+//! * `\` escapes the next character, inside quotes too: `\a \b \f \n \r \t` are the C
+//!   control characters, `\s` a space, `\ddd` up to three octal digits, `\xhh` up to two hex
+//!   digits, anything else stands for itself; backslash-newline is dropped, so a line continues.
+//!
+//! Where pppd only warns we refuse, with the line: a word over 1023 bytes (pppd truncates it),
+//! a quote still open at the end of the file (pppd takes the rest of the file), a NUL byte in a
+//! word (from `\0`; pppd's C strings would cut it there), escapes that give bytes which are not
+//! UTF-8.
 //!
 //! # How each pppd option is treated
 //!
@@ -561,6 +578,8 @@ impl PppOptions {
             mppe_explicit: None,
             mppe_off_by: None,
             noccp_at: None,
+            proxyarp_disabled: None,
+            defaultroute_disabled: None,
             require_at: None,
             dns: Vec::new(),
             wins: Vec::new(),
@@ -945,6 +964,8 @@ struct Parser<'f> {
     /// The last option that left MPPE with no key length, for the "unencrypted" warning.
     mppe_off_by: Option<At>,
     noccp_at: Option<At>,
+    proxyarp_disabled: Option<At>,
+    defaultroute_disabled: Option<At>,
     require_at: Option<At>,
     dns: Vec<Ipv4Addr>,
     wins: Vec<Ipv4Addr>,
@@ -1057,8 +1078,10 @@ impl Parser<'_> {
             // --- MPPE / CCP -----------------------------------------------------------
             "require-mppe" | "+mppe" => {
                 self.mppe_select(&at);
+                // pppd assigns exactly {40, 128} here (it has no 56-bit).
                 let m = &mut self.opts.mppe;
                 m.allow_40 = true;
+                m.allow_56 = false;
                 m.allow_128 = true;
                 m.required = true;
                 self.mppe_off_by = None;
@@ -1133,10 +1156,36 @@ impl Parser<'_> {
                     );
                 }
             }
-            "proxyarp" => self.opts.proxyarp = true,
-            "noproxyarp" | "-proxyarp" => self.opts.proxyarp = false,
-            "defaultroute" => self.opts.defaultroute = true,
-            "nodefaultroute" | "-defaultroute" => self.opts.defaultroute = false,
+            // pppd: once `noproxyarp`/`nodefaultroute` is given, the positive option is
+            // refused ("option is disabled"), so an administrator can lock it off.
+            "proxyarp" => {
+                self.check_enabled(
+                    name,
+                    "noproxyarp",
+                    self.proxyarp_disabled.clone(),
+                    path,
+                    line,
+                )?;
+                self.opts.proxyarp = true;
+            }
+            "noproxyarp" | "-proxyarp" => {
+                self.opts.proxyarp = false;
+                self.proxyarp_disabled = Some(at);
+            }
+            "defaultroute" => {
+                self.check_enabled(
+                    name,
+                    "nodefaultroute",
+                    self.defaultroute_disabled.clone(),
+                    path,
+                    line,
+                )?;
+                self.opts.defaultroute = true;
+            }
+            "nodefaultroute" | "-defaultroute" => {
+                self.opts.defaultroute = false;
+                self.defaultroute_disabled = Some(at);
+            }
             "usepeerdns" => self.opts.usepeerdns = true,
             "ipcp-restart" => {
                 self.opts.ipcp.restart = secs(self.number(arg()?, name, path, 1, None)?)
@@ -1291,7 +1340,8 @@ impl Parser<'_> {
         if let Some(colon) = name.find(':') {
             return self.address_pair(name, colon, path, line);
         }
-        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        // pppd's tty speed: a word strtol reads whole as a non-zero number.
+        if parse_c_unsigned(name, 0).is_some_and(|n| n != 0) {
             self.warn(
                 path,
                 line,
@@ -1359,6 +1409,29 @@ impl Parser<'_> {
             self.opts.remote_ip = r;
         }
         Ok(())
+    }
+
+    fn check_enabled(
+        &self,
+        name: &str,
+        by: &str,
+        disabled: Option<At>,
+        path: &Path,
+        line: u32,
+    ) -> Result<(), ConfigError> {
+        match disabled {
+            None => Ok(()),
+            Some(at) => Err(ConfigError::new(
+                path,
+                line,
+                ErrorKind::Conflict,
+                format!(
+                    "{name} option is disabled by {by} at {}:{} (as in pppd); remove one of them",
+                    at.path.display(),
+                    at.line
+                ),
+            )),
+        }
     }
 
     fn require(&mut self, m: AuthMethod, at: At) {

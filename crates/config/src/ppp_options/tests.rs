@@ -223,6 +223,21 @@ fn boolean_directives_table() {
 }
 
 #[test]
+fn negative_route_options_lock_the_positive_ones() {
+    let e = err("noproxyarp\nproxyarp");
+    assert_eq!((e.kind, e.line), (ErrorKind::Conflict, 2));
+    assert!(
+        e.message
+            .contains(&format!("disabled by noproxyarp at {P}:1")),
+        "{}",
+        e.message
+    );
+    let e = err("-defaultroute defaultroute");
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert!(!ok("proxyarp noproxyarp").proxyarp);
+}
+
+#[test]
 fn names_and_client_side_strings() {
     let o = ok("name srv user alice password \"s3cr et\" remotename corp chap-secrets secrets.txt");
     assert_eq!(o.name.as_deref(), Some("srv"));
@@ -327,6 +342,10 @@ fn mppe_policy_table() {
         ("mppe stateless", m(false, true, true, true, false)),
         ("mppe no40,no56,no128", MppePolicy::OFF),
         ("mppe required nomppe-40", m(true, false, true, true, true)),
+        (
+            "mppe required require-mppe",
+            m(true, true, false, true, true),
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(ok(text).mppe, *want, "{text}");
