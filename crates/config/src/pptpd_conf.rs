@@ -24,6 +24,7 @@
 //! `192.168.1.1-100`; so do we, with a warning. With `delegate`, pptpd leaves client addresses
 //! to pppd (chap-secrets) and ignores both lists.
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -375,8 +376,10 @@ fn parse(text: &str, path: &Path) -> Result<Parsed<PptpdConf>, ConfigError> {
     let (local, local_line) = list("localip", PPTPD_DEFAULT_LOCALIP, &mut warnings)?;
 
     if !conf.delegate {
-        for (i, ip) in remote.iter().enumerate() {
-            if remote.get(..i).is_some_and(|before| before.contains(ip)) {
+        let locals: HashSet<Ipv4Addr> = local.iter().copied().collect();
+        let mut seen_remote = HashSet::with_capacity(remote.len());
+        for ip in &remote {
+            if !seen_remote.insert(*ip) {
                 return Err(ConfigError::new(
                     path,
                     remote_line,
@@ -384,7 +387,7 @@ fn parse(text: &str, path: &Path) -> Result<Parsed<PptpdConf>, ConfigError> {
                     format!("remoteip names {ip} twice, so two clients would get the same address; list each address once"),
                 ));
             }
-            if local.contains(ip) {
+            if locals.contains(ip) {
                 return Err(ConfigError::new(
                     path,
                     remote_line,
