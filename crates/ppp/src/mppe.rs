@@ -14,6 +14,7 @@
 
 mod engine;
 mod keys;
+mod rc4;
 
 pub use engine::{MppeDecrypter, MppeEncrypter};
 pub use keys::{

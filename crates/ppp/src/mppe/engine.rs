@@ -4,11 +4,10 @@
 //! The per-packet cost in stateless mode is one key change: SHA-1 over
 //! `StartKey || SHApad1 || SessionKey || SHApad2` (two compression-function calls on blocks
 //! that are laid out once per session, only the session key is rewritten) and two RC4 key
-//! schedules. Nothing here allocates.
+//! schedules (`rc4.rs`). Nothing here allocates.
 
-use rc4::{Rc4, StreamCipher};
-
-use super::keys::{initial_session_key, rc4_with_key, reduce_key, SHA_PAD1, SHA_PAD2};
+use super::keys::{initial_session_key, reduce_key, SHA_PAD1, SHA_PAD2};
+use super::rc4::Rc4;
 use super::{
     KeyLength, MppeError, MppeHeader, StartKey, COHERENCY_MASK, FLAG_COMPRESSED, FLAG_ENCRYPTED,
     FLAG_FLUSHED,
@@ -111,7 +110,7 @@ impl KeySchedule {
         let interim = self.new_key_from_sha(&self.session);
         let mut next = interim;
         let n = self.key_len.key_bytes();
-        rc4_with_key(&interim, self.key_len).apply_keystream(&mut next[..n]);
+        Rc4::new(&interim, self.key_len).apply_keystream(&mut next[..n]);
         reduce_key(&mut next, self.key_len);
         next
     }
@@ -123,7 +122,12 @@ impl KeySchedule {
 
     /// RC4 tables initialised with the current session key.
     fn cipher(&self) -> Rc4 {
-        rc4_with_key(&self.session, self.key_len)
+        Rc4::new(&self.session, self.key_len)
+    }
+
+    /// Re-initialises `rc4` with the current session key, in place.
+    fn key_cipher(&self, rc4: &mut Rc4) {
+        rc4.set_key(&self.session, self.key_len);
     }
 }
 
@@ -175,7 +179,7 @@ impl MppeEncrypter {
         if self.stateless {
             // RFC 3078 §7.1: a new key before every packet, the first one included.
             self.keys.change();
-            self.rc4 = self.keys.cipher();
+            self.keys.key_cipher(&mut self.rc4);
             flags |= FLAG_FLUSHED;
         } else {
             if self.flush_pending {
@@ -190,7 +194,7 @@ impl MppeEncrypter {
             if is_flag_count(count) {
                 // RFC 3078 §7.2: new key on every count whose low octet is 0xFF.
                 self.keys.change();
-                self.rc4 = self.keys.cipher();
+                self.keys.key_cipher(&mut self.rc4);
                 flags |= FLAG_FLUSHED;
             }
         }
@@ -324,7 +328,7 @@ impl MppeDecrypter {
             self.keys.change();
         }
         self.keys.change();
-        self.rc4 = self.keys.cipher();
+        self.keys.key_cipher(&mut self.rc4);
         Ok(())
     }
 
@@ -343,7 +347,7 @@ impl MppeDecrypter {
                 // A flag packet without A: Linux drops it, the RFC says the key changes on
                 // every flag packet; we follow the RFC.
                 self.keys.change();
-                self.rc4 = self.keys.cipher();
+                self.keys.key_cipher(&mut self.rc4);
             }
             return Ok(());
         }
@@ -356,7 +360,7 @@ impl MppeDecrypter {
         } else {
             self.resolve_reset_style(buf);
         }
-        self.rc4 = self.keys.cipher();
+        self.keys.key_cipher(&mut self.rc4);
         self.discarding = false;
         Ok(())
     }
@@ -370,7 +374,7 @@ impl MppeDecrypter {
                 let mut as_rfc = [*a, *b];
                 self.keys.cipher().apply_keystream(&mut as_rfc);
                 let mut as_linux = [*a, *b];
-                rc4_with_key(&changed, self.keys.key_len).apply_keystream(&mut as_linux);
+                Rc4::new(&changed, self.keys.key_len).apply_keystream(&mut as_linux);
                 let (rfc, linux) = (protocol_score(as_rfc), protocol_score(as_linux));
                 if rfc == 2 && linux < 2 {
                     self.reset_style = Some(ResetStyle::Reinit);
