@@ -26,7 +26,8 @@ const SHA1_H0: [u32; 5] = [
 const COUNT_SPACE: u16 = COHERENCY_MASK + 1;
 
 /// Stateless receiver: the most packets a single jump may skip. A count further ahead than
-/// half the space is taken as a late (reordered or replayed) packet, as Linux does since 4.4.
+/// half the space is taken as a late (reordered or replayed) packet, as newer Linux kernels
+/// do ("ppp: mppe: discard late packet in stateless mode").
 const MAX_FORWARD_JUMP: u16 = COUNT_SPACE / 2 - 1;
 
 /// Stateless receiver: the rekeying budget, in key changes for skipped packets. A jump over
