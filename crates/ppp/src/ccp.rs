@@ -199,7 +199,7 @@ impl ConfigProtocol for CcpOptions {
     fn reset(&mut self) {
         self.req = self.initial_request();
         self.acked = None;
-        self.his = None;
+        // `his` belongs to the peer's request, judged in check_request (see LcpOptions).
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {

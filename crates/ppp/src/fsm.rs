@@ -369,8 +369,10 @@ impl Fsm {
         self.arm(now);
     }
 
-    /// scr on TO+: the same packet again.
+    /// scr on TO+: the same packet again. A reply to it is awaited afresh (pppd clears
+    /// `seen_ack` on every transmission), so an Ack after Ack-Rcvd timed out is accepted.
     fn rescr(&mut self, now: Instant) {
+        self.seen_reply = false;
         self.send(Code::ConfigureRequest, self.req_id, self.request.clone());
         self.arm(now);
     }
@@ -1368,6 +1370,34 @@ mod tests {
             Input::Discarded(_)
         ));
         assert_eq!(f.state(), State::Opened);
+    }
+
+    #[test]
+    fn ack_after_ack_rcvd_timeout_is_accepted() {
+        // Ack-Rcvd, the peer's request is lost, our timer fires: the same request goes out
+        // again (same id) and the peer's new Ack of it must count (pppd clears seen_ack).
+        let t0 = Instant::now();
+        let mut f = Fsm::new(POLICY);
+        let mut p = Dummy {
+            accept: true,
+            value: 5,
+            ..Default::default()
+        };
+        f.open(t0, &mut p);
+        f.up(t0, &mut p);
+        f.drain();
+        let id = f.request_id();
+        let ack = pkt(Code::ConfigureAck, id, &[1, 3, 5]);
+        feed(&mut f, &mut p, t0, &ack);
+        assert_eq!(f.state(), State::AckRcvd);
+        f.handle_timeout(t0 + POLICY.restart, &mut p);
+        assert_eq!(f.state(), State::ReqSent);
+        assert_eq!(
+            sent(&mut f),
+            vec![pkt(Code::ConfigureRequest, id, &[1, 3, 5])]
+        );
+        assert_eq!(feed(&mut f, &mut p, t0, &ack), Input::Handled);
+        assert_eq!(f.state(), State::AckRcvd);
     }
 
     #[test]

@@ -161,7 +161,6 @@ impl ConfigProtocol for IpcpOptions {
         } else {
             [None, None]
         };
-        self.his_addr = None;
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {

@@ -349,11 +349,8 @@ impl ConfigProtocol for LcpOptions {
         self.req_magic = self.policy.magic.then(|| self.magic_source.next_magic());
         self.req_pfc = self.policy.pfc;
         self.req_acfc = self.policy.acfc;
-        self.his_mru = DEFAULT_MRU;
-        self.his_auth = None;
-        self.his_magic = None;
-        self.his_pfc = false;
-        self.his_acfc = false;
+        // The peer's values are not touched: `check_request` replaces them with each request
+        // (scr can follow the judging of a request, e.g. RCR+ in Opened or Stopped).
     }
 
     fn build_request(&mut self, out: &mut Vec<u8>) {

@@ -13,6 +13,18 @@ pub mod frame;
 pub mod fsm;
 pub mod ipcp;
 pub mod lcp;
+pub mod session;
+
+pub use auth::{AuthMethod, AuthPolicy};
+pub use ccp::{MppeMode, MppePolicy};
+pub use fsm::FsmPolicy;
+pub use ipcp::IpcpPolicy;
+pub use lcp::LcpPolicy;
+pub use mppe::KeyLength;
+pub use session::{
+    DataError, Decap, DownReason, DropReason, Phase, Role, Session, SessionConfig, SessionEvent,
+    SessionStats,
+};
 
 /// Randomness for CHAP challenges, MS-CHAPv2 peer challenges and magic numbers. The daemon
 /// passes `getrandom`; tests pass a seeded generator, so runs are deterministic.
