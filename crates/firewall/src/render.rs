@@ -98,7 +98,8 @@ fn pptp(
             ),
         ],
         // iptables -A FORWARD -p tcp --syn -s POOL -j TCPMSS --set-mss 1356, but only lowering:
-        // a client that already announces less keeps its value (TCPMSS --set-mss would raise it).
+        // a client that already announces less keeps its value (TCPMSS --set-mss would raise it;
+        // Linux's nft exthdr code refuses to raise an MSS too, the comparison says so openly).
         forward_mangle: vec![rule(
             vec![
                 Some(Match::Iif(tun.to_string())),
