@@ -1,0 +1,1028 @@
+//! The lease engine: the server side of RFC 2131 §4.3 (DHCPDISCOVER, DHCPREQUEST in SELECTING /
+//! INIT-REBOOT / RENEWING / REBINDING, DHCPDECLINE, DHCPRELEASE, DHCPINFORM) and §4.1 (where
+//! replies go), with the options of RFC 2132 §3-§9 a libvirt guest asks for. Sans-IO: bytes and
+//! time in, replies, lease events and the next deadline out.
+//!
+//! Driving it (one engine per network):
+//! 1. a datagram arrives on port 67 of the network's bridge → [`LeaseEngine::handle_packet`];
+//!    send the [`Reply`] it returns as its [`Destination`] says;
+//! 2. drain [`LeaseEngine::poll_event`] (DNS records, persistence: after any event write
+//!    [`LeaseEngine::to_leases_file`] to a temp file and rename it over the old one);
+//! 3. arm one timer at [`LeaseEngine::poll_timeout`]; when it fires call
+//!    [`LeaseEngine::handle_timeout`], then go to 2.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime};
+
+use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
+
+use crate::config::{Config, ConfigError, LeaseTime, MacAddr, StaticHost};
+use crate::wire::{self, Destination, ParseError, Reply, Request};
+
+/// Where a datagram came from, as the daemon's socket saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Interface it arrived on. The engine serves one network and does not look at this; it is
+    /// here so the daemon can route by interface and log it.
+    pub ifindex: Option<u32>,
+    /// Source address and port.
+    pub from: SocketAddrV4,
+    /// Destination IP, if the socket reports it (IP_PKTINFO). A request unicast to the server
+    /// address is a RENEWING client; broadcast (or unknown) is REBINDING. Only matters for an
+    /// unknown lease: a unicast one is NAKed, a broadcast one ignored (RFC 2131 §4.3.2).
+    pub dst: Option<Ipv4Addr>,
+}
+
+impl Arrival {
+    pub fn new(from: SocketAddrV4) -> Self {
+        Arrival {
+            ifindex: None,
+            from,
+            dst: None,
+        }
+    }
+}
+
+/// A change to the set of bound leases. Every variant carries the lease's current state, so a
+/// consumer can treat `Added`/`Renewed` as "upsert ip → (mac, hostname)" and `Released`/`Expired`
+/// as "delete ip".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// A client got a lease on an address it did not hold (new client, new address, INIT-REBOOT
+    /// recovery, or a lease restored from the leases file).
+    Added {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        hostname: Option<String>,
+    },
+    /// An existing lease was extended, or its host name changed (also: its name was taken by a
+    /// newer lease, then `hostname` is `None`).
+    Renewed {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        hostname: Option<String>,
+    },
+    /// The client released the address (DHCPRELEASE), declined it (DHCPDECLINE) or moved to
+    /// another address.
+    Released {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        hostname: Option<String>,
+    },
+    /// The lease ran out.
+    Expired {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        hostname: Option<String>,
+    },
+}
+
+/// One bound lease, as `virtgate net leases` shows it (virsh net-dhcp-leases columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// Wall-clock expiry; `None` for an infinite lease.
+    pub expires: Option<SystemTime>,
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub hostname: Option<String>,
+    pub client_id: Option<Vec<u8>>,
+}
+
+impl LeaseInfo {
+    /// The "Protocol" column.
+    pub fn protocol(&self) -> &'static str {
+        "ipv4"
+    }
+
+    /// The "Client ID" column: colon-separated hex, `-` if none (virsh prints `-`).
+    pub fn client_id_string(&self) -> String {
+        match &self.client_id {
+            Some(id) => hex_colon(id),
+            None => "-".to_string(),
+        }
+    }
+}
+
+pub(crate) fn hex_colon(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Counters, for `virtgate net` status and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    pub received: u64,
+    /// Dropped: too short, bad cookie, truncated options, no message type, bad hlen.
+    pub malformed: u64,
+    /// BOOTREPLY packets (another server's, or our own looped back): ignored.
+    pub bootreplies: u64,
+    /// Non-Ethernet hardware types: ignored.
+    pub unsupported_hardware: u64,
+    /// Relayed (giaddr set): ignored, a libvirt network is one link.
+    pub relayed: u64,
+    /// Server-to-client message types (OFFER/ACK/NAK...) or unknown types in a BOOTREQUEST.
+    pub unexpected_type: u64,
+    /// REQUESTs selecting another server, and DECLINE/RELEASE naming another server.
+    pub for_other_server: u64,
+    /// Well-formed messages we chose not to answer (no record and not authoritative, a DECLINE
+    /// or RELEASE for an address the client does not hold...).
+    pub ignored: u64,
+    pub discovers: u64,
+    pub requests: u64,
+    pub declines: u64,
+    pub releases: u64,
+    pub informs: u64,
+    pub offers: u64,
+    pub acks: u64,
+    pub naks: u64,
+    /// DISCOVERs that found no free address.
+    pub exhausted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Offered, not requested yet: held for this client until `until`.
+    Offered { until: Instant },
+    /// Leased; `expires: None` is an infinite lease.
+    Bound { expires: Option<Instant> },
+    /// Expired, released or an offer never taken: the address is free, but remembered as this
+    /// client's so it gets it back if nobody else took it meanwhile.
+    Free { since: Instant },
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    mac: MacAddr,
+    client_id: Option<Vec<u8>>,
+    hostname: Option<String>,
+    state: State,
+}
+
+/// Who is asking: RFC 2131 §4.2 identifies a client by its client identifier if it sends one,
+/// else by chaddr.
+#[derive(Debug, Clone, Copy)]
+struct Client<'a> {
+    mac: MacAddr,
+    client_id: Option<&'a [u8]>,
+}
+
+impl Client<'_> {
+    /// Whether `rec` belongs to this client: client identifiers decide when both sides have one,
+    /// the MAC otherwise (dnsmasq's rule; a guest switching DHCP clients keeps its address).
+    fn owns(&self, rec: &Record) -> bool {
+        match (self.client_id, rec.client_id.as_deref()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.mac == rec.mac,
+        }
+    }
+}
+
+/// Why a REQUEST is refused (the text goes into option 56 of the DHCPNAK, as dnsmasq does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    WrongNetwork,
+    NotAvailable,
+    Reserved,
+    InUse,
+    WrongAddress,
+    StaticAvailable,
+    LeaseNotFound,
+}
+
+impl Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::WrongNetwork => "wrong network",
+            Refusal::NotAvailable => "address not available",
+            Refusal::Reserved => "address reserved",
+            Refusal::InUse => "address in use",
+            Refusal::WrongAddress => "wrong address",
+            Refusal::StaticAvailable => "static lease available",
+            Refusal::LeaseNotFound => "lease not found",
+        }
+    }
+}
+
+/// Shortest lease a client may ask for (dnsmasq's floor: 2 minutes).
+const MIN_REQUESTED_LEASE: u32 = 120;
+
+/// The DHCPv4 server of one network.
+#[derive(Debug)]
+pub struct LeaseEngine {
+    cfg: Config,
+    records: BTreeMap<Ipv4Addr, Record>,
+    declined: BTreeMap<Ipv4Addr, Instant>,
+    events: VecDeque<LeaseEvent>,
+    stats: Stats,
+}
+
+impl LeaseEngine {
+    /// A server with no leases. Fails if the configuration does not validate.
+    pub fn new(cfg: Config) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        Ok(LeaseEngine {
+            cfg,
+            records: BTreeMap::new(),
+            declined: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The next lease change, if any.
+    pub fn poll_event(&mut self) -> Option<LeaseEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work: an offer's hold, a lease's
+    /// expiry or a declined address's quarantine ending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let records = self.records.values().filter_map(|r| match r.state {
+            State::Offered { until } => Some(until),
+            State::Bound { expires } => expires,
+            State::Free { .. } => None,
+        });
+        records.chain(self.declined.values().copied()).min()
+    }
+
+    /// Expire what is due at `now` (emits [`LeaseEvent::Expired`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (ip, rec) in self.records.iter_mut() {
+            match rec.state {
+                State::Offered { until } if until <= now => {
+                    rec.state = State::Free { since: until };
+                }
+                State::Bound {
+                    expires: Some(expires),
+                } if expires <= now => {
+                    rec.state = State::Free { since: expires };
+                    self.events.push_back(LeaseEvent::Expired {
+                        mac: rec.mac,
+                        ip: *ip,
+                        hostname: rec.hostname.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.declined.retain(|_, until| *until > now);
+    }
+
+    /// The bound leases, for `virtgate net leases`. `now`/`wall_now` are the same moment on the
+    /// monotonic and the wall clock.
+    pub fn leases(&self, now: Instant, wall_now: SystemTime) -> Vec<LeaseInfo> {
+        self.records
+            .iter()
+            .filter_map(|(ip, rec)| match rec.state {
+                State::Bound { expires } => Some(LeaseInfo {
+                    expires: expires.map(|e| wall_now + e.saturating_duration_since(now)),
+                    mac: rec.mac,
+                    ip: *ip,
+                    prefix_len: self.cfg.prefix_len,
+                    hostname: rec.hostname.clone(),
+                    client_id: rec.client_id.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Add a `<host>` reservation at run time (`net update add ip-dhcp-host`). A client already
+    /// holding the address keeps it until its next REQUEST, which is then NAKed (as dnsmasq).
+    pub fn add_static_host(&mut self, host: StaticHost) -> Result<(), ConfigError> {
+        let mut cfg = self.cfg.clone();
+        cfg.hosts.push(host);
+        cfg.validate()?;
+        self.cfg = cfg;
+        Ok(())
+    }
+
+    /// Remove the reservation for `mac` (`net update delete ip-dhcp-host`); true if there was
+    /// one. A lease the host holds runs on.
+    pub fn remove_static_host(&mut self, mac: MacAddr) -> bool {
+        let before = self.cfg.hosts.len();
+        self.cfg.hosts.retain(|h| h.mac != mac);
+        self.cfg.hosts.len() != before
+    }
+
+    /// Handle one datagram that arrived on UDP port 67. Never panics; what it drops it counts.
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8], arrival: Arrival) -> Option<Reply> {
+        self.handle_timeout(now);
+        self.stats.received += 1;
+        let req = match wire::parse_request(bytes) {
+            Ok(r) => r,
+            Err(ParseError::NotRequest(_)) => {
+                self.stats.bootreplies += 1;
+                return None;
+            }
+            Err(ParseError::NotEthernet { .. }) => {
+                self.stats.unsupported_hardware += 1;
+                return None;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return None;
+            }
+        };
+        if req.giaddr() != Ipv4Addr::UNSPECIFIED {
+            // A choice: relayed requests are not served (a libvirt network is one link; dnsmasq
+            // would serve a relay whose giaddr is in one of its ranges).
+            self.stats.relayed += 1;
+            return None;
+        }
+        let reply = match req.msg_type {
+            MessageType::Discover => {
+                self.stats.discovers += 1;
+                self.discover(now, &req)
+            }
+            MessageType::Request => {
+                self.stats.requests += 1;
+                self.request(now, &req, &arrival)
+            }
+            MessageType::Decline => {
+                self.stats.declines += 1;
+                self.decline(now, &req);
+                None
+            }
+            MessageType::Release => {
+                self.stats.releases += 1;
+                self.release(now, &req);
+                None
+            }
+            MessageType::Inform => {
+                self.stats.informs += 1;
+                self.inform(&req)
+            }
+            _ => {
+                self.stats.unexpected_type += 1;
+                None
+            }
+        };
+        if let Some(r) = &reply {
+            match r.msg_type {
+                MessageType::Offer => self.stats.offers += 1,
+                MessageType::Ack => self.stats.acks += 1,
+                MessageType::Nak => self.stats.naks += 1,
+                _ => {}
+            }
+        }
+        reply
+    }
+
+    // ---- address bookkeeping -------------------------------------------------------------
+
+    fn static_for(&self, mac: MacAddr) -> Option<&StaticHost> {
+        self.cfg.hosts.iter().find(|h| h.mac == mac)
+    }
+
+    fn reserved_by(&self, ip: Ipv4Addr) -> Option<&StaticHost> {
+        self.cfg.hosts.iter().find(|h| h.ip == ip)
+    }
+
+    /// In a dynamic range and not the server, network or broadcast address.
+    fn in_pool(&self, ip: Ipv4Addr) -> bool {
+        ip != self.cfg.server
+            && ip != self.cfg.network()
+            && ip != self.cfg.broadcast()
+            && self.cfg.ranges.iter().any(|r| r.contains(ip))
+    }
+
+    fn is_declined(&self, ip: Ipv4Addr) -> bool {
+        self.declined.contains_key(&ip)
+    }
+
+    /// Whether `ip` may be leased to client `c` now (the checks of RFC 2131 §4.3.2 a server
+    /// makes before ACKing, in dnsmasq's order).
+    fn check_available(&self, ip: Ipv4Addr, c: &Client<'_>, now: Instant) -> Result<(), Refusal> {
+        if !self.cfg.in_subnet(ip) {
+            return Err(Refusal::WrongNetwork);
+        }
+        let own_static = self.static_for(c.mac).is_some_and(|h| h.ip == ip);
+        if !own_static && self.reserved_by(ip).is_some() {
+            return Err(Refusal::Reserved);
+        }
+        if !(own_static || self.in_pool(ip)) || self.is_declined(ip) {
+            return Err(Refusal::NotAvailable);
+        }
+        if let Some(rec) = self.records.get(&ip) {
+            let active = match rec.state {
+                State::Offered { until } => until > now,
+                State::Bound { .. } => true,
+                State::Free { .. } => false,
+            };
+            if active && !c.owns(rec) {
+                return Err(Refusal::InUse);
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's record (any state), preferring a bound one.
+    fn find_client(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
+        let mut best: Option<(Ipv4Addr, u8)> = None;
+        for (ip, rec) in &self.records {
+            if !c.owns(rec) {
+                continue;
+            }
+            let rank = match rec.state {
+                State::Bound { .. } => 3,
+                State::Offered { .. } => 2,
+                State::Free { .. } => 1,
+            };
+            if best.is_none_or(|(_, r)| rank > r) {
+                best = Some((*ip, rank));
+            }
+        }
+        best.map(|(ip, _)| ip)
+    }
+
+    fn find_bound(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
+        self.records
+            .iter()
+            .find(|(_, rec)| matches!(rec.state, State::Bound { .. }) && c.owns(rec))
+            .map(|(ip, _)| *ip)
+    }
+
+    /// All addresses of the dynamic ranges, as one sequence: (index → address).
+    fn pool_size(&self) -> u64 {
+        self.cfg.ranges.iter().map(|r| u64::from(r.len())).sum()
+    }
+
+    fn pool_addr(&self, mut index: u64) -> Option<Ipv4Addr> {
+        for r in &self.cfg.ranges {
+            let len = u64::from(r.len());
+            if index < len {
+                let base = u64::from(u32::from(r.start));
+                return u32::try_from(base + index).ok().map(Ipv4Addr::from);
+            }
+            index -= len;
+        }
+        None
+    }
+
+    /// Choose an address to offer (RFC 2131 §4.3.1, in its order of preference): the client's
+    /// reservation, its current or previous address, the address it asks for, then a new one.
+    fn choose_address(&self, req: &Request, c: &Client<'_>, now: Instant) -> Option<Ipv4Addr> {
+        if let Some(h) = self.static_for(c.mac) {
+            if self.check_available(h.ip, c, now).is_ok() {
+                return Some(h.ip);
+            }
+        }
+        if let Some(ip) = self.find_client(c) {
+            if self.check_available(ip, c, now).is_ok() {
+                return Some(ip);
+            }
+        }
+        if let Some(ip) = req.requested_ip {
+            if self.in_pool(ip) && self.check_available(ip, c, now).is_ok() {
+                return Some(ip);
+            }
+        }
+        // A never-used address, scanning from a point fixed by the MAC so a client tends to land
+        // on the same address even after its record is gone (dnsmasq hashes the MAC likewise).
+        let size = self.pool_size();
+        if size == 0 {
+            return None;
+        }
+        let start = fnv1a(&c.mac.0) % size;
+        for k in 0..size {
+            let Some(ip) = self.pool_addr((start + k) % size) else {
+                continue;
+            };
+            if !self.records.contains_key(&ip)
+                && self.reserved_by(ip).is_none()
+                && !self.is_declined(ip)
+                && self.in_pool(ip)
+            {
+                return Some(ip);
+            }
+        }
+        // Pool full of remembered addresses: reuse the one free the longest.
+        self.records
+            .iter()
+            .filter_map(|(ip, rec)| match rec.state {
+                State::Free { since } => Some((since, *ip)),
+                _ => None,
+            })
+            .filter(|&(_, ip)| {
+                self.in_pool(ip) && self.reserved_by(ip).is_none() && !self.is_declined(ip)
+            })
+            .min()
+            .map(|(_, ip)| ip)
+    }
+
+    /// The lease time for `ip` given to `mac`: the reservation's, else the range's, else the
+    /// default; shortened to what the client asked for (option 51), but not below 2 minutes.
+    fn lease_time(&self, ip: Ipv4Addr, mac: MacAddr, requested: Option<u32>) -> LeaseTime {
+        let configured = self
+            .static_for(mac)
+            .filter(|h| h.ip == ip)
+            .and_then(|h| h.lease)
+            .or_else(|| {
+                self.cfg
+                    .ranges
+                    .iter()
+                    .find(|r| r.contains(ip))
+                    .and_then(|r| r.lease)
+            })
+            .unwrap_or(self.cfg.default_lease);
+        match requested {
+            Some(secs) if secs < configured.wire_secs() => LeaseTime::Finite(Duration::from_secs(
+                u64::from(secs.max(MIN_REQUESTED_LEASE)),
+            )),
+            _ => configured,
+        }
+    }
+
+    /// The name a lease gets: the reservation's name wins; else the client's (option 12/81),
+    /// unless it is a reserved host's name; else whatever the lease had.
+    fn lease_name(&self, req: &Request, previous: Option<&str>) -> Option<String> {
+        if let Some(name) = self.static_for(req.mac).and_then(|h| h.name.clone()) {
+            return Some(name);
+        }
+        match &req.hostname {
+            Some(n) => {
+                let taken = self.cfg.hosts.iter().any(|h| {
+                    h.name
+                        .as_deref()
+                        .is_some_and(|hn| hn.eq_ignore_ascii_case(n))
+                });
+                if taken {
+                    None
+                } else {
+                    Some(n.clone())
+                }
+            }
+            None => previous.map(str::to_string),
+        }
+    }
+
+    /// Drop the client's records other than at `keep`; bound ones are reported released.
+    fn forget_other_records(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
+        let others: Vec<Ipv4Addr> = self
+            .records
+            .iter()
+            .filter(|(ip, rec)| **ip != keep && c.owns(rec))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in others {
+            if let Some(rec) = self.records.remove(&ip) {
+                if matches!(rec.state, State::Bound { .. }) {
+                    self.events.push_back(LeaseEvent::Released {
+                        mac: rec.mac,
+                        ip,
+                        hostname: rec.hostname,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- message handlers ----------------------------------------------------------------
+
+    fn client<'a>(req: &'a Request) -> Client<'a> {
+        Client {
+            mac: req.mac,
+            client_id: req.client_id.as_deref(),
+        }
+    }
+
+    /// RFC 2131 §4.3.1.
+    fn discover(&mut self, now: Instant, req: &Request) -> Option<Reply> {
+        let c = Self::client(req);
+        let Some(ip) = self.choose_address(req, &c, now) else {
+            self.stats.exhausted += 1;
+            return None;
+        };
+        self.forget_other_unbound(&c, ip);
+        let previous = self.records.get(&ip).filter(|r| c.owns(r));
+        let name = self.lease_name(req, previous.and_then(|r| r.hostname.as_deref()));
+        let bound_here = previous.is_some_and(|r| matches!(r.state, State::Bound { .. }));
+        if !bound_here {
+            self.records.insert(
+                ip,
+                Record {
+                    mac: req.mac,
+                    client_id: req.client_id.clone(),
+                    hostname: name.clone(),
+                    state: State::Offered {
+                        until: now + self.cfg.offer_hold,
+                    },
+                },
+            );
+        }
+        let lease = self.lease_time(ip, req.mac, req.requested_lease);
+        self.address_reply(req, MessageType::Offer, ip, lease, name.as_deref())
+    }
+
+    /// Offered/remembered records of this client at other addresses go (a bound lease stays
+    /// until the client REQUESTs the new address).
+    fn forget_other_unbound(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
+        self.records.retain(|ip, rec| {
+            *ip == keep || !c.owns(rec) || matches!(rec.state, State::Bound { .. })
+        });
+    }
+
+    /// RFC 2131 §4.3.2: the client's state is told by which of server identifier, requested
+    /// address and ciaddr it filled in.
+    fn request(&mut self, now: Instant, req: &Request, arrival: &Arrival) -> Option<Reply> {
+        let c = Self::client(req);
+        let ciaddr = req.ciaddr();
+        let (ip, selecting) = if let Some(sid) = req.server_id {
+            // SELECTING.
+            if sid != self.cfg.server {
+                // The client took another server's offer: ours is free again (RFC 2131 §4.3.2).
+                // dnsmasq in authoritative mode NAKs here instead; that would fight a second
+                // server the client chose legitimately.
+                self.stats.for_other_server += 1;
+                self.records
+                    .retain(|_, rec| !(c.owns(rec) && matches!(rec.state, State::Offered { .. })));
+                return None;
+            }
+            let Some(ip) = req
+                .requested_ip
+                .or((ciaddr != Ipv4Addr::UNSPECIFIED).then_some(ciaddr))
+            else {
+                self.stats.malformed += 1;
+                return None;
+            };
+            (ip, true)
+        } else if let Some(ip) = req.requested_ip.filter(|_| ciaddr == Ipv4Addr::UNSPECIFIED) {
+            // INIT-REBOOT.
+            match self.find_bound(&c) {
+                Some(cur) if cur != ip => return Some(self.nak(req, Refusal::WrongAddress)),
+                Some(_) => {}
+                None if !self.cfg.authoritative => {
+                    // RFC 2131 §4.3.2: "MUST remain silent" without a record of the client.
+                    self.stats.ignored += 1;
+                    return None;
+                }
+                // Authoritative: take the client at its word if the address is free (dnsmasq's
+                // recovery from a lost lease database).
+                None => {}
+            }
+            (ip, false)
+        } else if ciaddr != Ipv4Addr::UNSPECIFIED {
+            // RENEWING (unicast to us) or REBINDING (broadcast).
+            let unicast = arrival.dst.is_some_and(|d| d == self.cfg.server);
+            let known = self.find_bound(&c);
+            if known.is_some_and(|cur| cur != ciaddr)
+                || (known.is_none() && !self.cfg.authoritative)
+            {
+                if !unicast {
+                    // A rebinding client may hold a lease from another server: not ours to judge.
+                    self.stats.ignored += 1;
+                    return None;
+                }
+                return Some(self.nak(req, Refusal::LeaseNotFound));
+            }
+            (ciaddr, false)
+        } else {
+            self.stats.malformed += 1;
+            return None;
+        };
+
+        if let Err(why) = self.check_available(ip, &c, now) {
+            return Some(self.nak(req, why));
+        }
+        // A reservation added since the client got its dynamic lease: make it DISCOVER again so
+        // it gets the reserved address (in SELECTING we offered what it asks for).
+        if !selecting {
+            if let Some(h) = self.static_for(req.mac) {
+                if h.ip != ip && self.check_available(h.ip, &c, now).is_ok() {
+                    return Some(self.nak(req, Refusal::StaticAvailable));
+                }
+            }
+        }
+        let lease = self.lease_time(ip, req.mac, req.requested_lease);
+        let name = self.bind(now, req, ip, lease);
+        self.address_reply(req, MessageType::Ack, ip, lease, name.as_deref())
+    }
+
+    /// Record the lease and emit its event; returns the lease's host name.
+    fn bind(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        ip: Ipv4Addr,
+        lease: LeaseTime,
+    ) -> Option<String> {
+        let c = Self::client(req);
+        self.forget_other_records(&c, ip);
+        let previous = self.records.get(&ip).filter(|r| c.owns(r));
+        let was_bound = previous.is_some_and(|r| matches!(r.state, State::Bound { .. }));
+        let name = self.lease_name(req, previous.and_then(|r| r.hostname.as_deref()));
+        let expires = match lease {
+            LeaseTime::Infinite => None,
+            // Far-future overflow of Instant: treat as infinite rather than panic.
+            LeaseTime::Finite(d) => now.checked_add(d),
+        };
+        // A newer lease takes a host name from an older one (dnsmasq does the same), so the
+        // name follows the machine that most recently claimed it.
+        if let Some(n) = &name {
+            for (other_ip, rec) in self.records.iter_mut() {
+                if *other_ip != ip
+                    && matches!(rec.state, State::Bound { .. })
+                    && rec.hostname.as_deref() == Some(n.as_str())
+                {
+                    rec.hostname = None;
+                    self.events.push_back(LeaseEvent::Renewed {
+                        mac: rec.mac,
+                        ip: *other_ip,
+                        hostname: None,
+                    });
+                }
+            }
+        }
+        self.records.insert(
+            ip,
+            Record {
+                mac: req.mac,
+                client_id: req.client_id.clone(),
+                hostname: name.clone(),
+                state: State::Bound { expires },
+            },
+        );
+        let (mac, hostname) = (req.mac, name.clone());
+        self.events.push_back(if was_bound {
+            LeaseEvent::Renewed { mac, ip, hostname }
+        } else {
+            LeaseEvent::Added { mac, ip, hostname }
+        });
+        name
+    }
+
+    /// RFC 2131 §4.3.3. Only the client we gave the address to can decline it (a choice: RFC
+    /// 2131 does not say; otherwise one client could quarantine the whole pool).
+    fn decline(&mut self, now: Instant, req: &Request) {
+        let c = Self::client(req);
+        if req.server_id != Some(self.cfg.server) {
+            self.stats.for_other_server += 1;
+            return;
+        }
+        let Some(ip) = req.requested_ip else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let ours = self.records.get(&ip).is_some_and(|rec| {
+            c.owns(rec) && matches!(rec.state, State::Bound { .. } | State::Offered { .. })
+        });
+        if !ours {
+            self.stats.ignored += 1;
+            return;
+        }
+        if let Some(rec) = self.records.remove(&ip) {
+            if matches!(rec.state, State::Bound { .. }) {
+                self.events.push_back(LeaseEvent::Released {
+                    mac: rec.mac,
+                    ip,
+                    hostname: rec.hostname,
+                });
+            }
+        }
+        self.declined.insert(ip, now + self.cfg.decline_hold);
+    }
+
+    /// RFC 2131 §4.3.4.
+    fn release(&mut self, now: Instant, req: &Request) {
+        let c = Self::client(req);
+        if req.server_id.is_some_and(|s| s != self.cfg.server) {
+            self.stats.for_other_server += 1;
+            return;
+        }
+        let ip = req.ciaddr();
+        match self.records.get_mut(&ip) {
+            Some(rec) if c.owns(rec) && matches!(rec.state, State::Bound { .. }) => {
+                rec.state = State::Free { since: now };
+                self.events.push_back(LeaseEvent::Released {
+                    mac: rec.mac,
+                    ip,
+                    hostname: rec.hostname.clone(),
+                });
+            }
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// RFC 2131 §4.3.5: configuration only, no lease, no lease-time options.
+    fn inform(&mut self, req: &Request) -> Option<Reply> {
+        let ciaddr = req.ciaddr();
+        if ciaddr == Ipv4Addr::UNSPECIFIED || !self.cfg.in_subnet(ciaddr) {
+            self.stats.ignored += 1;
+            return None;
+        }
+        let name = self
+            .records
+            .get(&ciaddr)
+            .filter(|r| matches!(r.state, State::Bound { .. }))
+            .and_then(|r| r.hostname.clone());
+        let mut opts = vec![
+            DhcpOption::MessageType(MessageType::Ack),
+            DhcpOption::ServerIdentifier(self.cfg.server),
+        ];
+        self.config_options(req, name.as_deref(), &mut opts);
+        let bytes = wire::encode_reply(req, ciaddr, Ipv4Addr::UNSPECIFIED, false, opts)?;
+        // RFC 2131 §4.3.5 says unicast to ciaddr; a client that set BROADCAST (Windows does in
+        // INFORM) gets a broadcast, as dnsmasq and ISC dhcpd do.
+        let to = if req.broadcast_flag() {
+            Destination::Broadcast
+        } else {
+            Destination::Unicast(ciaddr)
+        };
+        Some(Reply {
+            bytes,
+            to,
+            msg_type: MessageType::Ack,
+        })
+    }
+
+    // ---- replies -------------------------------------------------------------------------
+
+    /// A DHCPNAK: broadcast, since giaddr is zero (RFC 2131 §4.1), with ciaddr/yiaddr zero.
+    fn nak(&self, req: &Request, why: Refusal) -> Reply {
+        let opts = vec![
+            DhcpOption::MessageType(MessageType::Nak),
+            DhcpOption::ServerIdentifier(self.cfg.server),
+            wire::string_opt(OptionCode::Message, why.text(), false),
+        ];
+        let bytes = wire::encode_reply(
+            req,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            true,
+            opts,
+        )
+        .unwrap_or_default();
+        Reply {
+            bytes,
+            to: Destination::Broadcast,
+            msg_type: MessageType::Nak,
+        }
+    }
+
+    /// DHCPOFFER/DHCPACK for `ip` (RFC 2131 §4.3.1 Table 3), sent per §4.1: to ciaddr if set,
+    /// broadcast if the client asked, else unicast to yiaddr at chaddr.
+    fn address_reply(
+        &self,
+        req: &Request,
+        kind: MessageType,
+        ip: Ipv4Addr,
+        lease: LeaseTime,
+        name: Option<&str>,
+    ) -> Option<Reply> {
+        let mut opts = vec![
+            DhcpOption::MessageType(kind),
+            DhcpOption::ServerIdentifier(self.cfg.server),
+            DhcpOption::AddressLeaseTime(lease.wire_secs()),
+        ];
+        if let LeaseTime::Finite(_) = lease {
+            // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease (dnsmasq sends both).
+            let secs = u64::from(lease.wire_secs());
+            opts.push(DhcpOption::Renewal((secs / 2) as u32));
+            opts.push(DhcpOption::Rebinding((secs * 7 / 8) as u32));
+        }
+        self.config_options(req, name, &mut opts);
+        let ciaddr = req.ciaddr();
+        let bytes = wire::encode_reply(req, ciaddr, ip, false, opts)?;
+        let to = if ciaddr != Ipv4Addr::UNSPECIFIED {
+            Destination::Unicast(ciaddr)
+        } else if req.broadcast_flag() {
+            Destination::Broadcast
+        } else {
+            Destination::UnicastToHardware { ip, mac: req.mac }
+        };
+        Some(Reply {
+            bytes,
+            to,
+            msg_type: kind,
+        })
+    }
+
+    /// The network's parameters (RFC 2132 §3-§5). Subnet mask and broadcast address always go
+    /// out (as dnsmasq); the rest only if the client listed them in option 55 or sent no list.
+    fn config_options(&self, req: &Request, name: Option<&str>, opts: &mut Vec<DhcpOption>) {
+        opts.push(DhcpOption::SubnetMask(self.cfg.netmask()));
+        opts.push(DhcpOption::BroadcastAddr(self.cfg.broadcast()));
+        if let Some(router) = self.cfg.router.filter(|_| req.wants(3)) {
+            opts.push(DhcpOption::Router(vec![router]));
+        }
+        if !self.cfg.dns_servers.is_empty() && req.wants(6) {
+            opts.push(DhcpOption::DomainNameServer(self.cfg.dns_servers.clone()));
+        }
+        if let Some(domain) = self.cfg.domain.as_deref().filter(|_| req.wants(15)) {
+            opts.push(wire::string_opt(
+                OptionCode::DomainName,
+                domain,
+                req.nul_terminated,
+            ));
+        }
+        if let Some(mtu) = self.cfg.mtu.filter(|_| req.wants(26)) {
+            opts.push(DhcpOption::InterfaceMtu(mtu));
+        }
+        if let Some(name) = name.filter(|_| req.wants(12)) {
+            opts.push(wire::string_opt(
+                OptionCode::Hostname,
+                name,
+                req.nul_terminated,
+            ));
+        }
+    }
+
+    // ---- persistence hooks (see leasefile.rs) -------------------------------------------
+
+    pub(crate) fn bound_records(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            Ipv4Addr,
+            &MacAddr,
+            Option<Instant>,
+            Option<&str>,
+            Option<&[u8]>,
+        ),
+    > {
+        self.records.iter().filter_map(|(ip, rec)| match rec.state {
+            State::Bound { expires } => Some((
+                *ip,
+                &rec.mac,
+                expires,
+                rec.hostname.as_deref(),
+                rec.client_id.as_deref(),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Re-create a bound lease read back from the leases file. Refuses (returns the reason) a
+    /// lease this configuration would not grant, or one clashing with a lease already restored.
+    pub(crate) fn restore_lease(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        expires: Option<Instant>,
+        hostname: Option<String>,
+        client_id: Option<Vec<u8>>,
+    ) -> Result<(), &'static str> {
+        let c = Client {
+            mac,
+            client_id: client_id.as_deref(),
+        };
+        if self.records.contains_key(&ip) {
+            return Err("address already leased earlier in the file");
+        }
+        if self.find_bound(&c).is_some() {
+            return Err("client already has a lease earlier in the file");
+        }
+        self.check_available(ip, &c, now).map_err(Refusal::text)?;
+        let hostname = match self.static_for(mac).and_then(|h| h.name.clone()) {
+            Some(n) => Some(n),
+            None => hostname.filter(|n| {
+                !self.cfg.hosts.iter().any(|h| {
+                    h.name
+                        .as_deref()
+                        .is_some_and(|hn| hn.eq_ignore_ascii_case(n))
+                })
+            }),
+        };
+        self.records.insert(
+            ip,
+            Record {
+                mac,
+                client_id,
+                hostname: hostname.clone(),
+                state: State::Bound { expires },
+            },
+        );
+        self.events
+            .push_back(LeaseEvent::Added { mac, ip, hostname });
+        Ok(())
+    }
+}
+
+/// FNV-1a, 64 bit: a stable, dependency-free hash for the scan's starting point.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
