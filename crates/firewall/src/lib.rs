@@ -1,16 +1,41 @@
 //! virtgate's firewall: the seed's iptables steps (accept PPTP, forward, masquerade, clamp the
-//! MSS, switch IPv4 forwarding on), done in one nftables table that virtgate owns.
+//! MSS, switch IPv4 forwarding on), done in one nftables table that virtgate owns
+//! (`table inet virtgate`), never touching anyone else's.
 //!
 //! - [`Ruleset`] / [`Part`]: what the features need; [`render`] makes the nft script
 //!   (`virtgate firewall show` prints it); [`apply`] / [`Nft::apply`] run `nft -f -` once, one
-//!   transaction, and return an [`Applied`] whose [`Applied::remove`] deletes only our table;
-//!   [`remove_stale`] clears a table a crashed run left.
+//!   kernel transaction, and return an [`Applied`] whose [`Applied::remove`] deletes only our
+//!   table; [`remove_stale`] clears a table a crashed run left. Text for `nft -f` rather than
+//!   the `nftables` crate's JSON: same atomicity, and what is shown is byte for byte what is
+//!   applied (the reasons are in [`render`]'s module).
 //! - [`uplink`]: the interface of the IPv4 default route.
 //! - [`ForwardingGuard`]: `net.ipv4.ip_forward=1` while running, the old value back on stop.
 //! - [`coexistence_warnings`]: which other tables (Docker, firewalld, a hand-made firewall)
 //!   would drop our traffic, with the rule the admin should add. Never touches them.
 //! - [`FirewallConfig`] + [`Firewall::start`]: the daemon's one call (with the `--no-firewall`
 //!   switch) and [`Firewall::stop`].
+//!
+//! Issue 4's NAT networks become one more [`Part`] variant and one function in `render.rs`
+//! listing its sets and rules; table, chains, transaction and checks are shared.
+//!
+//! ```no_run
+//! use virtgate_firewall::{Firewall, FirewallConfig, Nft, Part, Ruleset};
+//! let config = FirewallConfig::default(); // --no-firewall: `enabled: false`
+//! let ruleset = Ruleset::new(vec![Part::Pptp {
+//!     listen: None,
+//!     pool: (100..=200).map(|i| std::net::Ipv4Addr::new(192, 168, 0, i)).collect(),
+//!     tun: "vgt0".into(),
+//!     uplink: config.uplink()?,
+//!     mss: 1356,
+//! }]);
+//! print!("{}", virtgate_firewall::render(&ruleset)?); // `virtgate firewall show`
+//! let firewall = Firewall::start(&config, &Nft::new(), &ruleset)?;
+//! // ... on SIGTERM / SIGINT:
+//! if let Some(fw) = firewall {
+//!     fw.stop()?;
+//! }
+//! # Ok::<(), virtgate_firewall::FirewallError>(())
+//! ```
 
 mod coexist;
 mod error;
