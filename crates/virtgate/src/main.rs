@@ -1,8 +1,90 @@
-//! virtgate: the binary (CLI, tokio glue). Work in progress: the pure helpers land first.
-#[allow(dead_code)]
+//! virtgate: a PPTP VPN server (a drop-in for poptop pptpd + pppd, entirely in userspace) and
+//! client. This binary is the tokio glue over the sans-IO crates: TUN, raw GRE socket, TCP 1723,
+//! routes, firewall, CLI. See ARCHITECTURE.md.
+
+mod cli;
+mod daemon;
+mod dial;
+mod error;
+mod fw;
+mod link;
 mod mss;
-#[allow(dead_code)]
+mod net;
 mod pool;
-#[allow(dead_code)]
+mod settings;
 mod table;
-fn main() {}
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, FirewallCommand};
+use error::DaemonError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DaemonError::Config(e)) => {
+            // Exactly `path:line: what — how to fix`.
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("virtgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), DaemonError> {
+    match cli.command {
+        Command::Daemon(args) => {
+            let loaded = settings::load(&args.config)?;
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let firewall = if args.no_firewall {
+                    tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
+                    None
+                } else {
+                    Some(fw::start(&loaded, args.config.uplink.as_deref())?)
+                };
+                let r = daemon::run(loaded).await;
+                if let Some(f) = firewall {
+                    f.stop();
+                }
+                r
+            })
+        }
+        Command::Firewall {
+            command: FirewallCommand::Show(args),
+        } => {
+            let loaded = settings::load(&args.config)?;
+            print!("{}", fw::show(&loaded, args.config.uplink.as_deref())?);
+            Ok(())
+        }
+        Command::Dial(args) => runtime()?.block_on(dial::run(args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    // One worker thread: the engine is a single task; the TCP reader/writer tasks are light.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Signal)
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(level.unwrap_or("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -44,11 +44,6 @@ impl AddressPool {
         }
     }
 
-    /// The pool's addresses, in allocation order.
-    pub fn addresses(&self) -> &[Ipv4Addr] {
-        &self.addrs
-    }
-
     /// Hands out `pinned` if given (reserving it), else the first free pool address.
     pub fn allocate(&mut self, pinned: Option<Ipv4Addr>) -> Result<Ipv4Addr, PoolError> {
         if let Some(a) = pinned {
@@ -65,6 +60,22 @@ impl AddressPool {
             .iter()
             .copied()
             .find(|a| !self.in_use.contains(a))
+            .ok_or(PoolError::Exhausted(self.addrs.len()))?;
+        self.in_use.insert(a);
+        Ok(a)
+    }
+
+    /// The first free pool address that `ok` accepts (chap-secrets may restrict a user to
+    /// part of the pool, as pppd's allowed-address check does).
+    pub fn allocate_matching(
+        &mut self,
+        ok: impl Fn(Ipv4Addr) -> bool,
+    ) -> Result<Ipv4Addr, PoolError> {
+        let a = self
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| !self.in_use.contains(a) && ok(*a))
             .ok_or(PoolError::Exhausted(self.addrs.len()))?;
         self.in_use.insert(a);
         Ok(a)
@@ -130,8 +141,23 @@ mod tests {
     }
 
     #[test]
+    fn allocation_can_be_restricted_to_permitted_addresses() {
+        let mut p = seed_pool();
+        let only_odd = |a: Ipv4Addr| a.octets()[3] % 2 == 1;
+        assert_eq!(p.allocate_matching(only_odd), Ok(ip(101)));
+        assert_eq!(p.allocate_matching(only_odd), Ok(ip(103)));
+        assert_eq!(p.allocate(None), Ok(ip(100)));
+        assert_eq!(
+            p.allocate_matching(|a| a == ip(101)),
+            Err(PoolError::Exhausted(101))
+        );
+    }
+
+    #[test]
     fn local_address_and_duplicates_are_dropped_from_the_pool() {
-        let p = AddressPool::new(vec![ip(1), ip(2), ip(2), ip(3)], ip(1));
-        assert_eq!(p.addresses(), &[ip(2), ip(3)]);
+        let mut p = AddressPool::new(vec![ip(1), ip(2), ip(2), ip(3)], ip(1));
+        assert_eq!(p.allocate(None), Ok(ip(2)));
+        assert_eq!(p.allocate(None), Ok(ip(3)));
+        assert_eq!(p.allocate(None), Err(PoolError::Exhausted(2)));
     }
 }

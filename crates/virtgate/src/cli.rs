@@ -1,0 +1,175 @@
+//! The command line (clap derive).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "virtgate",
+    version,
+    about = "PPTP VPN server (a drop-in for poptop pptpd + pppd) and client"
+)]
+pub struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter; RUST_LOG wins if set.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the PPTP server with pptpd's configuration files.
+    Daemon(DaemonArgs),
+    /// Inspect virtgate's firewall.
+    Firewall {
+        #[command(subcommand)]
+        command: FirewallCommand,
+    },
+    /// Dial a PPTP server: bring up a local TUN with the address it assigns.
+    Dial(DialArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirewallCommand {
+    /// Print the nftables ruleset `virtgate daemon` would apply, without applying it.
+    Show(FirewallShowArgs),
+}
+
+/// The configuration files (shared by `daemon` and `firewall show`).
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// pptpd.conf; its `option` line names the pppd options file. If the default path does not
+    /// exist, built-in defaults (localip 192.168.0.1, remoteip 192.168.0.100-200, MS-CHAPv2 +
+    /// MPPE-128 required) are used.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_PPTPD_CONF)]
+    pub pptpd_conf: PathBuf,
+
+    /// pppd's chap-secrets.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CHAP_SECRETS)]
+    pub chap_secrets: PathBuf,
+
+    /// Name of the TUN interface carrying every session.
+    #[arg(long, value_name = "NAME", default_value = "vgpptp0")]
+    pub tun: String,
+
+    /// Interface to masquerade clients toward (default: the interface of the default route).
+    #[arg(long, value_name = "IFNAME")]
+    pub uplink: Option<String>,
+}
+
+pub const DEFAULT_PPTPD_CONF: &str = "/etc/pptpd.conf";
+pub const DEFAULT_CHAP_SECRETS: &str = "/etc/ppp/chap-secrets";
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Do not touch the firewall or ip_forward (for admins who manage their own).
+    #[arg(long)]
+    pub no_firewall: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallShowArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MppeArg {
+    /// No session without MPPE-128 (default).
+    Require,
+    /// Use MPPE when the server offers it.
+    Allow,
+    /// Never encrypt.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    Mschapv2,
+    Mschap,
+    Chap,
+    Pap,
+}
+
+#[derive(Debug, Args)]
+pub struct DialArgs {
+    /// The server's IPv4 address.
+    pub server: Ipv4Addr,
+    /// User name (the chap-secrets client column).
+    #[arg(long)]
+    pub user: String,
+    /// Password.
+    #[arg(long)]
+    pub password: String,
+    /// Name of the local TUN interface.
+    #[arg(long, value_name = "NAME", default_value = "vgdial0")]
+    pub tun: String,
+    /// MPPE policy.
+    #[arg(long, value_enum, default_value_t = MppeArg::Require)]
+    pub mppe: MppeArg,
+    /// The only authentication method we accept from the server.
+    #[arg(long, value_enum, default_value_t = AuthArg::Mschapv2)]
+    pub auth: AuthArg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn daemon_defaults_are_pptpds_paths() {
+        let c = Cli::try_parse_from(["virtgate", "daemon"]).unwrap();
+        let Command::Daemon(d) = c.command else {
+            panic!("not daemon")
+        };
+        assert_eq!(d.config.pptpd_conf, PathBuf::from("/etc/pptpd.conf"));
+        assert_eq!(
+            d.config.chap_secrets,
+            PathBuf::from("/etc/ppp/chap-secrets")
+        );
+        assert_eq!(d.config.tun, "vgpptp0");
+        assert!(!d.no_firewall);
+        assert_eq!(d.config.uplink, None);
+    }
+
+    #[test]
+    fn dial_parses_its_options() {
+        let c = Cli::try_parse_from([
+            "virtgate",
+            "dial",
+            "10.0.0.1",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--mppe",
+            "allow",
+            "--auth",
+            "chap",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
+        let Command::Dial(d) = c.command else {
+            panic!("not dial")
+        };
+        assert_eq!(d.server, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(d.mppe, MppeArg::Allow);
+        assert_eq!(d.auth, AuthArg::Chap);
+        assert!(Cli::try_parse_from(["virtgate", "dial", "10.0.0.1"]).is_err());
+    }
+}

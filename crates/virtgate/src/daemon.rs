@@ -1,0 +1,788 @@
+//! `virtgate daemon`: the PPTP server (RFC 2637) as thin tokio glue over the sans-IO crates.
+//!
+//! One task owns all protocol state (control connections, calls, the pool, the timers), the TUN
+//! and the raw GRE socket; TCP sockets have a small reader task and a writer task each, talking
+//! to it through channels. Nothing is shared, nothing is locked. To shard later (issue 8), each
+//! worker gets its own `Engine` with a disjoint call-id range and TUN queue; the control side
+//! routes a call to the worker that owns its id.
+//!
+//! Per event the engine feeds the state machine, then drains it (transmits, events) and re-arms
+//! its deadline in the single [`Timers`] structure, quinn-driver style.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use virtgate_ppp::{Session, SessionEvent};
+use virtgate_pptp::conn::{ControlConnection, ControlEvent};
+use virtgate_pptp::gre::{GreChannel, GreHeader};
+
+use crate::error::DaemonError;
+use crate::link::{GreRx, Link, BUF_LEN, HEADROOM};
+use crate::net::{self, GreSocket, Routes};
+use crate::pool::AddressPool;
+use crate::settings::Settings;
+use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
+
+/// How long a stop may take: LCP Terminate, then CDN + StopCCRQ, then we go.
+const STOP_TERMINATE_WAIT: Duration = Duration::from_millis(800);
+const STOP_TOTAL: Duration = Duration::from_millis(2500);
+/// Packets handled per readiness wake-up before looking at other sources (fairness).
+const BATCH: usize = 64;
+
+type ConnId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum TimerKey {
+    Ctrl(ConnId),
+    Call(u16),
+}
+
+/// What reader tasks tell the engine.
+enum CtrlInput {
+    Data(ConnId, Vec<u8>),
+    Eof(ConnId, Option<std::io::Error>),
+}
+
+struct Ctrl {
+    conn: ControlConnection,
+    peer: Ipv4Addr,
+    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    calls: Vec<u16>,
+}
+
+struct Call {
+    conn: ConnId,
+    peer_call_id: u16,
+    link: Link,
+    user: Option<String>,
+    addr: Option<Ipv4Addr>,
+    up_since: Option<Instant>,
+}
+
+/// Everything the server owns.
+struct Engine {
+    settings: Arc<Settings>,
+    ctrls: HashMap<ConnId, Ctrl>,
+    calls: SessionTable<Call>,
+    call_ids: CallIdAllocator,
+    pool: AddressPool,
+    timers: Timers<TimerKey>,
+    gre: Rc<GreSocket>,
+    routes: Routes,
+    input_tx: mpsc::UnboundedSender<CtrlInput>,
+    next_conn: ConnId,
+    scratch: Vec<u8>,
+    stop: Option<StopState>,
+    gre_unknown: u64,
+    gre_wrong_src: u64,
+    gre_malformed: u64,
+    tun_no_session: u64,
+}
+
+struct StopState {
+    started: Instant,
+    ctrl_stopped: bool,
+}
+
+/// Runs the server until SIGTERM/SIGINT. The firewall is the caller's business.
+pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+    let settings = Arc::new(settings);
+    let tun =
+        net::create_tun(&settings.tun, settings.local_ip, None, settings.mtu).map_err(|e| {
+            DaemonError::Tun {
+                name: settings.tun.clone(),
+                source: e,
+            }
+        })?;
+    let ifindex = net::if_index(&settings.tun).map_err(|e| DaemonError::Tun {
+        name: settings.tun.clone(),
+        source: e,
+    })?;
+    let routes = Routes::start(ifindex).map_err(DaemonError::Netlink)?;
+    let gre = Rc::new(GreSocket::open(settings.listen).map_err(DaemonError::GreSocket)?);
+    let bind = SocketAddr::from((settings.listen.unwrap_or(Ipv4Addr::UNSPECIFIED), 1723));
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|e| DaemonError::Listen {
+            addr: bind,
+            source: e,
+        })?;
+    tracing::info!(
+        listen = %bind,
+        tun = %settings.tun,
+        localip = %settings.local_ip,
+        pool = settings.pool.len(),
+        mtu = settings.mtu,
+        mss = settings.mss,
+        "virtgate PPTP server up"
+    );
+
+    let mut start = [0u8; 2];
+    let _ = getrandom::fill(&mut start);
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel();
+    let mut eng = Engine {
+        pool: AddressPool::new(settings.pool.clone(), settings.local_ip),
+        settings,
+        ctrls: HashMap::new(),
+        calls: SessionTable::default(),
+        call_ids: CallIdAllocator::new(u16::from_be_bytes(start)),
+        timers: Timers::default(),
+        gre: gre.clone(),
+        routes,
+        input_tx,
+        next_conn: 1,
+        scratch: vec![0u8; BUF_LEN],
+        stop: None,
+        gre_unknown: 0,
+        gre_wrong_src: 0,
+        gre_malformed: 0,
+        tun_no_session: 0,
+    };
+    let mut gre_buf = vec![0u8; BUF_LEN];
+    let mut tun_buf = vec![0u8; BUF_LEN];
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(DaemonError::Signal)?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(DaemonError::Signal)?;
+    let mut listener = Some(listener);
+
+    loop {
+        let deadline = eng.next_deadline();
+        tokio::select! {
+            biased;
+            _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
+            _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
+            r = gre.readable() => {
+                match r {
+                    Ok(mut guard) => {
+                        // Clear readiness only after the queue is drained (WouldBlock).
+                        let mut drained = false;
+                        for _ in 0..BATCH {
+                            match gre.try_recv(&mut gre_buf) {
+                                Ok(n) => eng.on_gre(&mut gre_buf, n, &tun),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => { drained = true; break; }
+                                Err(e) => { tracing::warn!("GRE receive failed: {e}"); break; }
+                            }
+                        }
+                        if drained { guard.clear_ready(); }
+                    }
+                    Err(e) => return Err(DaemonError::GreSocket(e)),
+                }
+            }
+            r = tun.readable() => {
+                if let Err(e) = r { return Err(DaemonError::Tun { name: eng.settings.tun.clone(), source: e }); }
+                for _ in 0..BATCH {
+                    match tun.try_recv(&mut tun_buf[HEADROOM..]) {
+                        Ok(n) => eng.on_tun(&mut tun_buf, n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => { tracing::warn!("TUN receive failed: {e}"); break; }
+                    }
+                }
+            }
+            Some(input) = input_rx.recv() => eng.on_ctrl_input(input),
+            r = accept(&listener) => match r {
+                Ok((stream, addr)) => eng.on_accept(stream, addr),
+                Err(e) => tracing::warn!("accept failed: {e}"),
+            },
+            _ = sleep_until(deadline) => {}
+        }
+        eng.run_timers();
+        if eng.stop_progress() {
+            break;
+        }
+    }
+    eng.finish().await;
+    drop(tun);
+    Ok(())
+}
+
+async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Engine {
+    fn next_deadline(&self) -> Option<Instant> {
+        let t = self.timers.next();
+        match &self.stop {
+            None => t,
+            Some(s) => {
+                let phase = if s.ctrl_stopped {
+                    s.started + STOP_TOTAL
+                } else {
+                    s.started + STOP_TERMINATE_WAIT
+                };
+                Some(t.map_or(phase, |t| t.min(phase)))
+            }
+        }
+    }
+
+    // ---- control connections -------------------------------------------------------------
+
+    fn on_accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let SocketAddr::V4(v4) = addr else {
+            return;
+        };
+        if self.stop.is_some() {
+            return;
+        }
+        if self.ctrls.len() >= self.settings.connections {
+            tracing::warn!(peer = %addr, limit = self.settings.connections,
+                "connection refused: `connections` limit reached (raise it in pptpd.conf)");
+            return; // dropping the stream closes it
+        }
+        let _ = stream.set_nodelay(true);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let (mut rd, mut wr) = stream.into_split();
+        let tx = self.input_tx.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) => {
+                        let _ = tx.send(CtrlInput::Eof(id, None));
+                        break;
+                    }
+                    Ok(n) => {
+                        if tx.send(CtrlInput::Data(id, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(CtrlInput::Eof(id, Some(e)));
+                        break;
+                    }
+                }
+            }
+        });
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let now = Instant::now();
+        let conn = ControlConnection::new_server(now, self.settings.control_config());
+        tracing::debug!(peer = %addr, conn = id, "control connection accepted");
+        self.ctrls.insert(
+            id,
+            Ctrl {
+                conn,
+                peer: *v4.ip(),
+                out: Some(out_tx),
+                reader,
+                writer,
+                calls: Vec::new(),
+            },
+        );
+        self.drive_ctrl(id, now);
+    }
+
+    fn on_ctrl_input(&mut self, input: CtrlInput) {
+        let now = Instant::now();
+        match input {
+            CtrlInput::Data(id, bytes) => {
+                if let Some(c) = self.ctrls.get_mut(&id) {
+                    c.conn.handle_input(now, &bytes);
+                    self.drive_ctrl(id, now);
+                }
+            }
+            CtrlInput::Eof(id, err) => {
+                if let Some(c) = self.ctrls.get(&id) {
+                    match err {
+                        Some(e) => tracing::info!(peer = %c.peer, "control connection lost: {e}"),
+                        None => {
+                            tracing::debug!(peer = %c.peer, "control connection closed by peer")
+                        }
+                    }
+                    self.drop_ctrl(id, now, "control connection closed");
+                }
+            }
+        }
+    }
+
+    /// Drains a control connection: bytes out, events, timer.
+    fn drive_ctrl(&mut self, id: ConnId, now: Instant) {
+        loop {
+            let Some(c) = self.ctrls.get_mut(&id) else {
+                return;
+            };
+            while let Some(bytes) = c.conn.poll_transmit() {
+                if let Some(out) = &c.out {
+                    let _ = out.send(bytes);
+                }
+            }
+            let Some(ev) = c.conn.poll_event() else {
+                break;
+            };
+            self.on_ctrl_event(id, now, ev);
+        }
+        let Some(c) = self.ctrls.get(&id) else {
+            return;
+        };
+        if c.conn.is_closed() {
+            self.drop_ctrl(id, now, "control connection closed");
+            return;
+        }
+        let t = c.conn.poll_timeout();
+        self.timers.set(TimerKey::Ctrl(id), t);
+    }
+
+    fn on_ctrl_event(&mut self, id: ConnId, now: Instant, ev: ControlEvent) {
+        let peer = self.ctrls.get(&id).map(|c| c.peer);
+        match ev {
+            ControlEvent::Established => {
+                tracing::debug!(peer = ?peer, "control connection established");
+            }
+            ControlEvent::CallRequest { peer_call_id, .. } => {
+                let local = if self.stop.is_some() {
+                    None
+                } else {
+                    self.call_ids.allocate()
+                };
+                let Some(c) = self.ctrls.get_mut(&id) else {
+                    return;
+                };
+                match local {
+                    Some(local) => {
+                        c.calls.push(local);
+                        c.conn.accept_call(now, peer_call_id, local);
+                    }
+                    None => {
+                        tracing::warn!(peer = %c.peer, "outgoing call refused: shutting down or no call id free");
+                        c.conn.reject_call(now, peer_call_id, reject_result());
+                    }
+                }
+            }
+            ControlEvent::CallEstablished {
+                local_call_id,
+                peer_call_id,
+                peer_recv_window,
+            } => self.start_call(id, now, local_call_id, peer_call_id, peer_recv_window),
+            ControlEvent::CallCleared {
+                local_call_id,
+                reason,
+            } => {
+                let r = format!("call cleared by peer ({reason:?})");
+                self.end_call(local_call_id, now, &r, false);
+            }
+            ControlEvent::SetLinkInfo { .. } => {
+                // ACCMs only matter for asynchronous HDLC framing; PPTP carries PPP frames
+                // whole in GRE, so pptpd (and we) ignore them.
+                tracing::debug!(peer = ?peer, "Set-Link-Info (ignored: no async framing over GRE)");
+            }
+            ControlEvent::Closed { reason } => {
+                tracing::debug!(peer = ?peer, "control connection closed: {reason:?}");
+                self.drop_ctrl(id, now, "control connection closed");
+            }
+            other => {
+                tracing::info!(peer = ?peer, "control event: {other:?}");
+            }
+        }
+    }
+
+    /// Tears down a control connection and every call on it.
+    fn drop_ctrl(&mut self, id: ConnId, now: Instant, why: &str) {
+        let Some(c) = self.ctrls.remove(&id) else {
+            return;
+        };
+        self.timers.set(TimerKey::Ctrl(id), None);
+        for call in c.calls {
+            self.end_call(call, now, why, false);
+        }
+        c.reader.abort();
+        // Dropping `out` lets the writer flush what is queued, then close the socket.
+        drop(c.out);
+        drop(c.writer);
+    }
+
+    // ---- calls ---------------------------------------------------------------------------
+
+    fn start_call(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        local: u16,
+        peer_call_id: u16,
+        peer_recv_window: u16,
+    ) {
+        let Some(c) = self.ctrls.get(&conn) else {
+            return;
+        };
+        let peer = c.peer;
+        let chan = GreChannel::new(local, peer_call_id, peer_recv_window);
+        let mut session = Session::new(
+            now,
+            self.settings.server_session_config(),
+            Box::new(crate::settings::OsEntropy),
+        );
+        session.open(now);
+        tracing::debug!(%peer, call = local, peer_call = peer_call_id, "call accepted, PPP starting");
+        self.calls.insert(
+            local,
+            peer,
+            Call {
+                conn,
+                peer_call_id,
+                link: Link::new(chan, session, peer, self.settings.mss),
+                user: None,
+                addr: None,
+                up_since: None,
+            },
+        );
+        self.drive_call(local, now);
+    }
+
+    /// Drains a call: control frames out, events, timer.
+    fn drive_call(&mut self, id: u16, now: Instant) {
+        loop {
+            let Some(e) = self.calls.get_mut(id) else {
+                return;
+            };
+            e.value.link.flush(now, &self.gre, &mut self.scratch);
+            let Some(ev) = e.value.link.poll_event() else {
+                break;
+            };
+            if !self.on_session_event(id, now, ev) {
+                return;
+            }
+        }
+        if let Some(e) = self.calls.get(id) {
+            self.timers
+                .set(TimerKey::Call(id), e.value.link.next_timeout());
+        }
+    }
+
+    /// Returns false when the call is gone.
+    fn on_session_event(&mut self, id: u16, now: Instant, ev: SessionEvent) -> bool {
+        let settings = self.settings.clone();
+        let Some(e) = self.calls.get_mut(id) else {
+            return false;
+        };
+        let peer = e.peer;
+        let call = &mut e.value;
+        match ev {
+            SessionEvent::SecretRequest { peer_name } => {
+                let secret = settings.secret_for(&peer_name);
+                if secret.is_none() {
+                    tracing::warn!(%peer, user = %peer_name,
+                        "no secret for user (client {peer_name:?}, server {:?}) in chap-secrets",
+                        settings.our_name);
+                }
+                call.user = Some(peer_name);
+                call.link.session.provide_secret(now, secret);
+            }
+            SessionEvent::Authenticated { peer_name, method } => {
+                tracing::info!(%peer, user = %peer_name, ?method, "authenticated");
+                call.user = Some(peer_name);
+            }
+            SessionEvent::AuthFailed { peer_name, method } => {
+                tracing::warn!(%peer, user = %peer_name, ?method, "authentication failed");
+                call.user = Some(peer_name);
+            }
+            SessionEvent::AddressRequest { peer_name } => {
+                if let Some(old) = call.addr.take() {
+                    self.pool.release(old);
+                }
+                // pppd's rule: the address chap-secrets pins, else the next pool address the
+                // user's secrets line permits.
+                let r = match settings.pinned_address(&peer_name) {
+                    Some(p) => self.pool.allocate(Some(p)),
+                    None => self
+                        .pool
+                        .allocate_matching(|a| settings.permits(&peer_name, a)),
+                };
+                let addr = match r {
+                    Ok(a) => Some(a),
+                    Err(err) => {
+                        tracing::warn!(%peer, user = %peer_name, "no address for client: {err}");
+                        None
+                    }
+                };
+                call.addr = addr;
+                call.link.session.assign_address(now, addr);
+            }
+            SessionEvent::Up {
+                local,
+                peer: tunnel_ip,
+                dns,
+                mppe,
+                mtu,
+            } => {
+                if !self.calls.bind_ip(id, tunnel_ip) {
+                    tracing::warn!(%peer, ip = %tunnel_ip, "address already routed to another session; closing");
+                    if let Some(e) = self.calls.get_mut(id) {
+                        e.value.link.session.close(now, "address conflict");
+                    }
+                    return true;
+                }
+                self.routes.add(tunnel_ip);
+                let Some(e) = self.calls.get_mut(id) else {
+                    return false;
+                };
+                e.value.up_since = Some(now);
+                tracing::info!(
+                    %peer,
+                    user = e.value.user.as_deref().unwrap_or("?"),
+                    ip = %tunnel_ip,
+                    %local,
+                    mppe = %crate::settings::mppe_name(mppe),
+                    ?dns,
+                    mtu,
+                    addresses_in_use = self.pool.in_use(),
+                    "session up"
+                );
+                if mtu < settings.mtu {
+                    // The TUN MTU is one value for every session; this peer's MRU is smaller,
+                    // so larger packets to it are dropped (TCP is protected by the MSS clamp).
+                    tracing::warn!(%peer, mtu, tun_mtu = settings.mtu,
+                        "peer's MRU is below the TUN MTU; set `mtu {mtu}` in the options file");
+                }
+            }
+            SessionEvent::Down { reason } => {
+                let r = format!("{reason:?}");
+                self.end_call(id, now, &r, true);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Removes a call: frees its id, address and route, logs its counters, and (if `notify`)
+    /// sends Call-Disconnect-Notify on its control connection.
+    fn end_call(&mut self, id: u16, now: Instant, reason: &str, notify: bool) {
+        let Some(e) = self.calls.remove(id) else {
+            // A call id may be allocated (OCRP sent) before its session exists.
+            if self.call_ids.release(id) {
+                for c in self.ctrls.values_mut() {
+                    c.calls.retain(|&x| x != id);
+                }
+            }
+            return;
+        };
+        self.timers.set(TimerKey::Call(id), None);
+        self.call_ids.release(id);
+        let mut call = e.value;
+        // Send what the session still has queued (e.g. its Terminate-Ack).
+        call.link.flush(now, &self.gre, &mut self.scratch);
+        if let Some(ip) = e.tunnel_ip {
+            self.routes.del(ip);
+        }
+        if let Some(a) = call.addr {
+            self.pool.release(a);
+        }
+        let k = call.link.counters;
+        tracing::info!(
+            peer = %e.peer,
+            user = call.user.as_deref().unwrap_or("?"),
+            ip = ?e.tunnel_ip,
+            reason,
+            duration_s = call.up_since.map_or(0, |t| now.saturating_duration_since(t).as_secs()),
+            rx_bytes = k.rx_bytes, tx_bytes = k.tx_bytes,
+            rx_packets = k.rx_packets, tx_packets = k.tx_packets,
+            dropped = k.dropped, mss_clamped = k.mss_clamped,
+            calls_in_use = self.call_ids.in_use(),
+            "session down"
+        );
+        if let Some(c) = self.ctrls.get_mut(&call.conn) {
+            c.calls.retain(|&x| x != id);
+            if notify {
+                c.conn.clear_call(now, id);
+                let _ = call.peer_call_id;
+                self.drive_ctrl(call.conn, now);
+            }
+        }
+    }
+
+    // ---- data plane ----------------------------------------------------------------------
+
+    fn on_gre(&mut self, buf: &mut [u8], n: usize, tun: &tun_rs::AsyncDevice) {
+        let now = Instant::now();
+        let Some(pkt) = buf.get(..n) else {
+            return;
+        };
+        let Some((src, ihl, end)) = net::ipv4_payload(pkt) else {
+            self.gre_malformed += 1;
+            return;
+        };
+        let Ok((hdr, hlen)) = GreHeader::parse(&pkt[ihl..end]) else {
+            self.gre_malformed += 1;
+            tracing::trace!(%src, "malformed GRE packet dropped");
+            return;
+        };
+        let id = hdr.call_id;
+        let entry = match self.calls.by_gre(id, src) {
+            Ok(e) => e,
+            Err(Miss::UnknownCall) => {
+                self.gre_unknown += 1;
+                tracing::debug!(%src, call = id, "GRE for unknown call dropped");
+                return;
+            }
+            Err(Miss::WrongSource) => {
+                self.gre_wrong_src += 1;
+                tracing::debug!(%src, call = id, "GRE from the wrong source dropped");
+                return;
+            }
+        };
+        match entry
+            .value
+            .link
+            .receive_gre(now, buf, &hdr, ihl + hlen, end)
+        {
+            GreRx::Ip { start, len } => {
+                if let Err(e) = tun.try_send(&buf[start..start + len]) {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        tracing::debug!("TUN write failed: {e}");
+                    }
+                }
+                // A data packet may leave an ack owed: keep its timer right.
+                let t = entry.value.link.next_timeout();
+                self.timers.set(TimerKey::Call(id), t);
+            }
+            GreRx::Control | GreRx::Dropped => self.drive_call(id, now),
+        }
+    }
+
+    fn on_tun(&mut self, buf: &mut [u8], n: usize) {
+        let now = Instant::now();
+        let Some(dst) = buf.get(HEADROOM..HEADROOM + n).and_then(net::ipv4_dst) else {
+            return;
+        };
+        let Some((id, e)) = self.calls.by_ip(dst) else {
+            self.tun_no_session += 1;
+            return;
+        };
+        e.value.link.send_ip(now, buf, n, &self.gre);
+        let t = e.value.link.next_timeout();
+        self.timers.set(TimerKey::Call(id), t);
+    }
+
+    // ---- timers and stopping -------------------------------------------------------------
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(k) = self.timers.pop_expired(now) {
+            match k {
+                TimerKey::Ctrl(id) => {
+                    if let Some(c) = self.ctrls.get_mut(&id) {
+                        c.conn.handle_timeout(now);
+                        self.drive_ctrl(id, now);
+                    }
+                }
+                TimerKey::Call(id) => {
+                    if let Some(e) = self.calls.get_mut(id) {
+                        e.value.link.on_timeout(now);
+                        self.drive_call(id, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, signal: &str, listener: &mut Option<TcpListener>) {
+        if self.stop.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        tracing::info!(
+            sessions = self.calls.len(),
+            connections = self.ctrls.len(),
+            "{signal}: hanging up every session"
+        );
+        *listener = None;
+        self.stop = Some(StopState {
+            started: now,
+            ctrl_stopped: false,
+        });
+        for id in self.calls.call_ids() {
+            if let Some(e) = self.calls.get_mut(id) {
+                e.value.link.session.close(now, "server shutting down");
+            }
+            self.drive_call(id, now);
+        }
+    }
+
+    /// Advances the stop sequence; true when the engine may exit.
+    fn stop_progress(&mut self) -> bool {
+        let Some(s) = &self.stop else {
+            return false;
+        };
+        let now = Instant::now();
+        let started = s.started;
+        if !s.ctrl_stopped && (self.calls.is_empty() || now >= started + STOP_TERMINATE_WAIT) {
+            // Whatever did not finish LCP Terminate gets its CDN now, then StopCCRQ.
+            for id in self.calls.call_ids() {
+                self.end_call(id, now, "server shutting down", true);
+            }
+            let ids: Vec<ConnId> = self.ctrls.keys().copied().collect();
+            for id in ids {
+                if let Some(c) = self.ctrls.get_mut(&id) {
+                    c.conn.stop(now, crate::settings::stop_reason_shutdown());
+                }
+                self.drive_ctrl(id, now);
+            }
+            if let Some(s) = &mut self.stop {
+                s.ctrl_stopped = true;
+            }
+        }
+        let s_stopped = self.stop.as_ref().is_some_and(|s| s.ctrl_stopped);
+        s_stopped && (self.ctrls.is_empty() || now >= started + STOP_TOTAL)
+    }
+
+    /// Lets writers flush (bounded), then drops everything.
+    async fn finish(mut self) {
+        let now = Instant::now();
+        let ids: Vec<ConnId> = self.ctrls.keys().copied().collect();
+        let mut writers = Vec::new();
+        for id in ids {
+            if let Some(mut c) = self.ctrls.remove(&id) {
+                c.reader.abort();
+                c.out.take();
+                writers.push(c.writer);
+            }
+        }
+        for id in self.calls.call_ids() {
+            self.end_call(id, now, "server shutting down", false);
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            for w in writers {
+                let _ = w.await;
+            }
+        })
+        .await;
+        tracing::info!(
+            gre_unknown_call = self.gre_unknown,
+            gre_wrong_source = self.gre_wrong_src,
+            gre_malformed = self.gre_malformed,
+            tun_no_session = self.tun_no_session,
+            "stopped"
+        );
+    }
+}
+
+fn reject_result() -> virtgate_pptp::control::OutgoingCallResult {
+    virtgate_pptp::control::OutgoingCallResult::Busy
+}

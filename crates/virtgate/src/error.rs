@@ -1,0 +1,55 @@
+//! The binary's errors: each displays as one line saying what failed and what to do.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// A configuration file is wrong (`path:line: what — how to fix`).
+    #[error("{0}")]
+    Config(#[from] virtgate_config::ConfigError),
+    #[error("cannot create TUN interface {name}: {source} — run as root (CAP_NET_ADMIN), check that /dev/net/tun exists and that the name is free")]
+    Tun {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the raw GRE socket: {0} — run as root (CAP_NET_RAW)")]
+    GreSocket(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source} — is pptpd (or another virtgate) still running? check `listen` in pptpd.conf")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot talk to the kernel over netlink: {0} — run as root (CAP_NET_ADMIN)")]
+    Netlink(#[source] std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("firewall: {0}")]
+    Firewall(#[from] virtgate_firewall::FirewallError),
+    #[error("{0}")]
+    Dial(#[from] DialError),
+}
+
+/// Why `virtgate dial` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    #[error("cannot connect to {addr}: {source} — is the server running and TCP 1723 open?")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server closed the control connection ({0})")]
+    ControlClosed(String),
+    #[error("the server rejected the call (Outgoing-Call-Reply result {0})")]
+    CallRejected(u8),
+    #[error("authentication failed ({0}) — check the user name and password")]
+    AuthFailed(String),
+    #[error("the link went down: {0}")]
+    LinkDown(String),
+    #[error("no link after {0} s — the server did not complete PPP negotiation")]
+    Timeout(u64),
+}

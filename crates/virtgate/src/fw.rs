@@ -1,0 +1,96 @@
+//! Glue to `virtgate-firewall` (issue 3): the seed's iptables steps as virtgate's own nftables
+//! table, IPv4 forwarding on while we run, coexistence warnings.
+
+use virtgate_firewall::{
+    uplink, Firewall, FirewallConfig, FirewallError, ForwardingGuard, Nft, Part, Ruleset,
+};
+
+use crate::error::DaemonError;
+use crate::settings::Settings;
+
+/// What is switched on while the daemon runs.
+pub enum Active {
+    /// Our table (accept, forward, masquerade, MSS clamp) and forwarding.
+    Full(Firewall),
+    /// No uplink to masquerade toward: forwarding only (clients still reach each other and
+    /// the server's other networks).
+    ForwardingOnly(ForwardingGuard),
+}
+
+impl Active {
+    /// Removes the table and restores ip_forward; failures are logged (we are exiting).
+    pub fn stop(self) {
+        let r = match self {
+            Active::Full(f) => f.stop(),
+            Active::ForwardingOnly(g) => g.restore(),
+        };
+        match r {
+            Ok(()) => tracing::info!("firewall removed, ip_forward restored"),
+            Err(e) => tracing::warn!("firewall cleanup: {e}"),
+        }
+    }
+}
+
+/// The ruleset for these settings; `Ok(None)` when there is no uplink (no default route and
+/// none configured).
+pub fn ruleset(s: &Settings, uplink_arg: Option<&str>) -> Result<Option<Ruleset>, DaemonError> {
+    let uplink = match uplink::resolve(uplink_arg) {
+        Ok(u) => u,
+        Err(FirewallError::NoDefaultRoute) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(Ruleset::new(vec![Part::Pptp {
+        listen: s.listen,
+        pool: s.firewall_pool(),
+        tun: s.tun.clone(),
+        uplink,
+        mss: s.mss,
+    }])))
+}
+
+/// Applies the ruleset and switches forwarding on.
+pub fn start(s: &Settings, uplink_arg: Option<&str>) -> Result<Active, DaemonError> {
+    match ruleset(s, uplink_arg)? {
+        Some(rs) => {
+            let cfg = FirewallConfig {
+                enabled: true,
+                uplink: uplink_arg.map(str::to_string),
+            };
+            let uplink = rs.parts.iter().find_map(|p| match p {
+                Part::Pptp { uplink, .. } => Some(uplink.clone()),
+                _ => None,
+            });
+            match Firewall::start(&cfg, &Nft::new(), &rs)? {
+                Some(f) => {
+                    tracing::info!(
+                        table = %rs.table,
+                        uplink = uplink.as_deref().unwrap_or("?"),
+                        "firewall applied: PPTP accepted, clients forwarded and masqueraded, MSS clamped to {}",
+                        s.mss
+                    );
+                    Ok(Active::Full(f))
+                }
+                None => Ok(Active::ForwardingOnly(ForwardingGuard::enable()?)),
+            }
+        }
+        None => {
+            tracing::warn!(
+                "no IPv4 default route: clients are not masqueraded and reach only this host's \
+                 networks; pass --uplink IFNAME to masquerade them toward an interface"
+            );
+            Ok(Active::ForwardingOnly(ForwardingGuard::enable()?))
+        }
+    }
+}
+
+/// `virtgate firewall show`: exactly the script `start` would apply.
+pub fn show(s: &Settings, uplink_arg: Option<&str>) -> Result<String, DaemonError> {
+    match ruleset(s, uplink_arg)? {
+        Some(rs) => Ok(virtgate_firewall::render(&rs)?),
+        None => Ok(
+            "# no IPv4 default route and no --uplink: virtgate would apply no table \
+                    (forwarding only)\n"
+                .to_string(),
+        ),
+    }
+}

@@ -1,0 +1,373 @@
+//! From pptpd's files to what the daemon runs with: pptpd.conf (and the pppd options file it
+//! names with `option`), chap-secrets; built-in defaults equal to the seed when pptpd.conf is
+//! absent at its default path. Also the per-session configurations handed to `virtgate-ppp`.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use virtgate_config::{ChapSecrets, PppOptions, PptpdConf};
+use virtgate_ppp::auth::{AuthMethod, AuthPolicy};
+use virtgate_ppp::ccp::{MppeMode, MppePolicy};
+use virtgate_ppp::fsm::FsmPolicy;
+use virtgate_ppp::ipcp::IpcpPolicy;
+use virtgate_ppp::lcp::LcpPolicy;
+use virtgate_ppp::mppe::KeyLength;
+use virtgate_ppp::{Entropy, Role, SessionConfig};
+use virtgate_pptp::conn::ControlConfig;
+
+use crate::cli::{
+    AuthArg, ConfigArgs, DialArgs, MppeArg, DEFAULT_CHAP_SECRETS, DEFAULT_PPTPD_CONF,
+};
+use crate::error::DaemonError;
+use crate::mss::{mss_for_mtu, DEFAULT_MSS};
+
+/// MPPE's growth per frame (pppd's MPPE_PAD). The TUN MTU is the PPP MTU (pppd's 1500, or
+/// `mtu`) minus this when MPPE may be used: the PPP Information field then holds the MPPE
+/// header (2) and the encrypted protocol field (2) in front of the IP packet, so a 1496-byte IP
+/// packet exactly fits the peer's default 1500-byte MRU — the reduction pppd's ccp.c applies
+/// (and the Linux ppp_mppe module accounts as comp_extra).
+pub const MPPE_PAD: u16 = 4;
+
+/// Randomness for challenges and magic numbers: the OS generator.
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if getrandom::fill(buf).is_err() {
+            // getrandom only fails when the kernel has no entropy source at all; refuse to
+            // continue with predictable challenges.
+            eprintln!("virtgate: the OS random generator failed; cannot create challenges");
+            std::process::abort();
+        }
+    }
+}
+
+/// Everything the server runs with.
+pub struct Settings {
+    pub tun: String,
+    pub local_ip: Ipv4Addr,
+    pub pool: Vec<Ipv4Addr>,
+    pub listen: Option<Ipv4Addr>,
+    pub stimeout: Duration,
+    pub connections: usize,
+    pub our_name: String,
+    /// TUN MTU.
+    pub mtu: u16,
+    /// TCP MSS clamp.
+    pub mss: u16,
+    pub ppp: PppOptions,
+    pub secrets: ChapSecrets,
+}
+
+fn log_warnings(w: &[virtgate_config::Warning]) {
+    for w in w {
+        tracing::warn!("{w}");
+    }
+}
+
+/// Reads the files (see the module docs); warnings are logged, errors returned.
+pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
+    let conf = if args.pptpd_conf == Path::new(DEFAULT_PPTPD_CONF) && !args.pptpd_conf.exists() {
+        tracing::info!(
+            "{DEFAULT_PPTPD_CONF} not found: using built-in defaults (localip 192.168.0.1, \
+             remoteip 192.168.0.100-200, MS-CHAPv2 + MPPE-128 required)"
+        );
+        PptpdConf::builtin_default()
+    } else {
+        let (c, w) = PptpdConf::read(&args.pptpd_conf)?.into_parts();
+        log_warnings(&w);
+        c
+    };
+    let (ppp, w) = conf.read_ppp_options()?.into_parts();
+    log_warnings(&w);
+    let secrets =
+        if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
+            tracing::warn!(
+                "{DEFAULT_CHAP_SECRETS} not found: NOBODY CAN LOG IN until it exists \
+             (one line per user: `user1 {} password1 *`)",
+                ppp.name.as_deref().unwrap_or("*")
+            );
+            ChapSecrets::parse("", &args.chap_secrets)?.value
+        } else {
+            let (s, w) = ChapSecrets::read(&args.chap_secrets)?.into_parts();
+            log_warnings(&w);
+            if s.entries().is_empty() {
+                tracing::warn!(
+                    "{}: no secrets: nobody can log in",
+                    args.chap_secrets.display()
+                );
+            }
+            s
+        };
+    Settings::new(args, &conf, ppp, secrets)
+}
+
+impl Settings {
+    /// Combines parsed configuration into settings.
+    pub fn new(
+        args: &ConfigArgs,
+        conf: &PptpdConf,
+        ppp: PppOptions,
+        secrets: ChapSecrets,
+    ) -> Result<Settings, DaemonError> {
+        let local_ip = conf
+            .localip
+            .first()
+            .copied()
+            .unwrap_or(Ipv4Addr::new(192, 168, 0, 1));
+        if conf.localip.len() > 1 {
+            // One TUN carries one server address; pptpd's per-client localip pairing is not
+            // needed for routing (each client has its own /32), so the first serves all.
+            tracing::warn!(
+                "pptpd.conf lists {} localip addresses; virtgate uses {local_ip} for every client",
+                conf.localip.len()
+            );
+        }
+        let pool = if conf.delegate {
+            Vec::new()
+        } else {
+            conf.remoteip.clone()
+        };
+        let mppe = ppp.mppe.enabled() && ppp.ccp;
+        let link_mtu = ppp.lcp.mtu.unwrap_or(1500);
+        let mtu = if mppe {
+            link_mtu.saturating_sub(MPPE_PAD)
+        } else {
+            link_mtu
+        };
+        let mru = (ppp.lcp.mru != 1500).then_some(ppp.lcp.mru);
+        let mss = match (ppp.lcp.mtu, mru) {
+            (None, None) => DEFAULT_MSS,
+            (a, b) => mss_for_mtu(a.unwrap_or(u16::MAX).min(b.unwrap_or(u16::MAX))),
+        };
+        Ok(Settings {
+            tun: args.tun.clone(),
+            local_ip,
+            pool,
+            listen: conf.listen,
+            stimeout: conf.stimeout,
+            connections: conf.max_clients().max(1),
+            our_name: ppp.name.clone().unwrap_or_else(|| "pptpd".into()),
+            mtu,
+            mss,
+            ppp,
+            secrets,
+        })
+    }
+
+    pub fn control_config(&self) -> ControlConfig {
+        ControlConfig {
+            start_timeout: self.stimeout,
+            ..control_config_default()
+        }
+    }
+
+    /// The PPP session configuration of the server role, from the pppd options.
+    pub fn server_session_config(&self) -> SessionConfig {
+        let o = &self.ppp;
+        let auth = AuthPolicy {
+            methods: o
+                .auth_policy()
+                .server_requests
+                .into_iter()
+                .map(auth_method)
+                .collect(),
+            restart: o.chap.restart,
+            max_transmits: o.chap.max_challenge,
+            ..AuthPolicy::default()
+        };
+        let pair = |p: Option<virtgate_config::AddrPair>| match p {
+            Some(p) => [Some(p.primary), Some(p.secondary)],
+            None => [None, None],
+        };
+        SessionConfig {
+            role: Role::Server,
+            our_name: self.our_name.clone(),
+            lcp: lcp_policy(o),
+            auth,
+            mppe: mppe_policy(o),
+            ipcp: IpcpPolicy {
+                local: self.local_ip,
+                dns: pair(o.ms_dns),
+                wins: pair(o.ms_wins),
+                ..IpcpPolicy::default()
+            },
+            fsm: fsm_policy(o.lcp.fsm),
+        }
+    }
+
+    /// The chap-secrets entry of `client` for our name (pppd's lookup; with
+    /// `chapms-strip-domain` a `DOMAIN\` prefix is dropped first).
+    fn entry(&self, client: &str) -> Option<&virtgate_config::Secret> {
+        let client = if self.ppp.chap.strip_domain {
+            client.rsplit_once('\\').map_or(client, |(_, u)| u)
+        } else {
+            client
+        };
+        self.secrets.lookup(client, &self.our_name)
+    }
+
+    /// The secret of `client`, or `None` (unknown user, or a line that allows no address:
+    /// pppd refuses those too).
+    pub fn secret_for(&self, client: &str) -> Option<String> {
+        let e = self.entry(client)?;
+        if e.addrs.is_none() {
+            return None;
+        }
+        Some(e.secret.clone())
+    }
+
+    /// The address chap-secrets pins for `client`, if any.
+    pub fn pinned_address(&self, client: &str) -> Option<Ipv4Addr> {
+        self.entry(client)?.addrs.pinned()
+    }
+
+    /// Whether chap-secrets allows `client` to use `ip` (no entry: only pool addresses).
+    pub fn permits(&self, client: &str, ip: Ipv4Addr) -> bool {
+        self.entry(client).is_none_or(|e| e.addrs.permits(ip))
+    }
+
+    /// The addresses the firewall treats as clients: the pool plus every address pinned in
+    /// chap-secrets.
+    pub fn firewall_pool(&self) -> Vec<Ipv4Addr> {
+        let mut v = self.pool.clone();
+        for e in self.secrets.entries() {
+            if let Some(p) = e.addrs.pinned() {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+}
+
+fn auth_method(m: virtgate_config::AuthMethod) -> AuthMethod {
+    match m {
+        virtgate_config::AuthMethod::MsChapV2 => AuthMethod::MsChapV2,
+        virtgate_config::AuthMethod::MsChap => AuthMethod::MsChapV1,
+        virtgate_config::AuthMethod::ChapMd5 => AuthMethod::ChapMd5,
+        virtgate_config::AuthMethod::Pap => AuthMethod::Pap,
+    }
+}
+
+fn fsm_policy(f: virtgate_config::FsmOptions) -> FsmPolicy {
+    FsmPolicy {
+        restart: f.restart,
+        max_configure: f.max_configure,
+        max_terminate: f.max_terminate,
+        max_failure: f.max_failure,
+    }
+}
+
+fn lcp_policy(o: &PppOptions) -> LcpPolicy {
+    let l = &o.lcp;
+    LcpPolicy {
+        mru: l.mru,
+        mtu: l.mtu.unwrap_or(1500),
+        accm: if l.request_asyncmap {
+            Some(l.asyncmap)
+        } else {
+            LcpPolicy::default().accm
+        },
+        pfc: l.pcomp,
+        acfc: l.accomp,
+        magic: l.magic,
+        echo_interval: l.echo_interval,
+        echo_failure: l.echo_failure,
+    }
+}
+
+fn mppe_policy(o: &PppOptions) -> MppePolicy {
+    if !o.ccp {
+        return MppePolicy {
+            required: false,
+            allow_40: false,
+            allow_56: false,
+            allow_128: false,
+            allow_stateful: false,
+        };
+    }
+    let m = o.mppe;
+    MppePolicy {
+        required: m.required,
+        allow_40: m.allow_40,
+        allow_56: m.allow_56,
+        allow_128: m.allow_128,
+        allow_stateful: m.stateful_allowed,
+    }
+}
+
+pub fn control_config_default() -> ControlConfig {
+    ControlConfig {
+        hostname: "virtgate".into(),
+        vendor: "virtgate".into(),
+        ..ControlConfig::default()
+    }
+}
+
+/// The client role's session configuration for `virtgate dial`.
+pub fn client_session_config(args: &DialArgs) -> SessionConfig {
+    let method = match args.auth {
+        AuthArg::Mschapv2 => AuthMethod::MsChapV2,
+        AuthArg::Mschap => AuthMethod::MsChapV1,
+        AuthArg::Chap => AuthMethod::ChapMd5,
+        AuthArg::Pap => AuthMethod::Pap,
+    };
+    let mppe = match args.mppe {
+        MppeArg::Require => MppePolicy {
+            required: true,
+            allow_40: false,
+            allow_56: false,
+            allow_128: true,
+            allow_stateful: false,
+        },
+        MppeArg::Allow => MppePolicy::default(),
+        MppeArg::Refuse => MppePolicy {
+            required: false,
+            allow_40: false,
+            allow_56: false,
+            allow_128: false,
+            allow_stateful: false,
+        },
+    };
+    SessionConfig {
+        role: Role::Client {
+            user: args.user.clone(),
+            password: args.password.clone(),
+        },
+        our_name: args.user.clone(),
+        lcp: LcpPolicy::default(),
+        auth: AuthPolicy {
+            methods: vec![method],
+            ..AuthPolicy::default()
+        },
+        mppe,
+        ipcp: IpcpPolicy {
+            request_dns: true,
+            ..IpcpPolicy::default()
+        },
+        fsm: FsmPolicy::default(),
+    }
+}
+
+/// `128-stateless`, `40-stateful`, ... or `none`, as `dial` prints it.
+pub fn mppe_name(m: Option<MppeMode>) -> String {
+    match m {
+        None => "none".into(),
+        Some(m) => {
+            let bits = match m.key_length {
+                KeyLength::Bits40 => 40,
+                KeyLength::Bits56 => 56,
+                KeyLength::Bits128 => 128,
+            };
+            let mode = if m.stateless { "stateless" } else { "stateful" };
+            format!("{bits}-{mode}")
+        }
+    }
+}
+
+pub fn stop_reason_shutdown() -> virtgate_pptp::control::StopReason {
+    virtgate_pptp::control::StopReason::LocalShutdown
+}

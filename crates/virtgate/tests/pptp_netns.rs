@@ -1,0 +1,475 @@
+//! Namespace integration tests (root): `virtgate daemon` in a server namespace, `virtgate dial`
+//! in a client namespace, a veth between them. Ping and checksummed transfers both ways through
+//! the tunnel, a wrong password, a clean SIGTERM stop that leaves no interface or nftables table,
+//! and masquerading toward an "outside" namespace through an uplink.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use virtgate_testnet::{require_root, Netns};
+
+const BIN: &str = env!("CARGO_BIN_EXE_virtgate");
+
+/// A throwaway directory for the config files and transfer data.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("virtgate-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The seed's configuration, written to `dir`.
+fn seed_config(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let options = dir.write(
+        "options.pptpd",
+        "name pptpd\nrefuse-pap\nrefuse-chap\nrefuse-mschap\nrequire-mschap-v2\n\
+         require-mppe-128\nms-dns 8.8.8.8\nms-dns 8.8.4.4\nproxyarp\nlock\nnobsdcomp\nnovj\n\
+         novjccomp\nnologfd\n",
+    );
+    let conf = dir.write(
+        "pptpd.conf",
+        &format!(
+            "option {}\nlocalip 192.168.0.1\nremoteip 192.168.0.100-200\n",
+            options.display()
+        ),
+    );
+    let secrets = dir.write(
+        "chap-secrets",
+        "# client\tserver\tsecret\t\tIP addresses\nuser1\tpptpd\tpassword1\t*\n",
+    );
+    let mut perm = std::fs::metadata(&secrets).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&secrets, perm).unwrap();
+    (conf, secrets)
+}
+
+/// A process whose output is collected in the background; killed on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(ns: &Netns, args: &[&str]) -> Proc {
+        let mut child = ns
+            .command(BIN)
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn virtgate");
+        let (tx, lines) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (stream, tag) in [
+            (Box::new(out) as Box<dyn Read + Send>, "out"),
+            (Box::new(err), "err"),
+        ] {
+            let tx = tx.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(format!("[{tag}] {line}"));
+                    if tag == "out" {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+        }
+        Proc { child, lines, log }
+    }
+
+    /// Waits for a stdout line starting with `prefix`.
+    fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Some(l),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the exit status, up to `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                // Let the reader threads drain.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(s);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small TCP transfer tool run with python3 inside the namespaces: `U` uploads a file and
+/// gets back the sha256 the receiver computed, `D` downloads a file and prints its sha256.
+const XFER_PY: &str = r#"
+import hashlib, socket, sys
+mode = sys.argv[1]
+if mode == "server":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(4)
+    data = open(sys.argv[4], "rb").read()
+    for _ in range(int(sys.argv[5])):
+        c, _ = s.accept(); c.settimeout(60)
+        cmd = c.recv(1)
+        if cmd == b"U":
+            h = hashlib.sha256()
+            while True:
+                b = c.recv(65536)
+                if not b: break
+                h.update(b)
+            c.sendall(h.hexdigest().encode())
+        elif cmd == b"D":
+            c.sendall(data)
+        c.close()
+else:
+    host, port, cmd = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    c = socket.create_connection((host, port), timeout=60)
+    if cmd == "U":
+        c.sendall(b"U" + open(sys.argv[5], "rb").read()); c.shutdown(socket.SHUT_WR)
+        print(c.recv(200).decode())
+    else:
+        c.sendall(b"D"); h = hashlib.sha256()
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            h.update(b)
+        print(h.hexdigest())
+"#;
+
+fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn random_file(p: &Path, bytes: usize) {
+    let out = Command::new("head")
+        .args(["-c", &bytes.to_string(), "/dev/urandom"])
+        .output()
+        .unwrap();
+    std::fs::write(p, out.stdout).unwrap();
+}
+
+fn nft_tables(ns: &Netns) -> String {
+    ns.sh("nft list tables 2>/dev/null")
+        .stdout
+        .iter()
+        .map(|&b| b as char)
+        .collect()
+}
+
+fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "daemon",
+        "--pptpd-conf",
+        conf.to_str().unwrap(),
+        "--chap-secrets",
+        secrets.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let d = Proc::spawn(ns, &args);
+    // Wait until it listens on 1723.
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if String::from_utf8_lossy(&ns.sh("ss -ltn").stdout).contains(":1723") {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("daemon did not listen on 1723:\n{}", d.log());
+}
+
+fn dial(ns: &Netns, server: &str, password: &str) -> Proc {
+    Proc::spawn(
+        ns,
+        &[
+            "dial",
+            server,
+            "--user",
+            "user1",
+            "--password",
+            password,
+            "--tun",
+            "vgdial0",
+        ],
+    )
+}
+
+/// Stops the daemon with SIGTERM and checks it leaves nothing behind.
+fn stop_and_check_clean(mut d: Proc, server: &Netns) {
+    d.signal("TERM");
+    let t0 = Instant::now();
+    let status = d.wait(Duration::from_secs(5));
+    assert!(
+        status.is_some(),
+        "daemon still running 5 s after SIGTERM:\n{}",
+        d.log()
+    );
+    assert!(
+        status.unwrap().success(),
+        "daemon exit status {status:?}:\n{}",
+        d.log()
+    );
+    eprintln!("daemon stopped in {:?}", t0.elapsed());
+    let links = String::from_utf8_lossy(&server.ip(&["-o", "link", "show"]).stdout).into_owned();
+    assert!(!links.contains("vgpptp0"), "TUN left behind: {links}");
+    let tables = nft_tables(server);
+    assert!(
+        tables.trim().is_empty(),
+        "nftables tables left behind: {tables}"
+    );
+}
+
+#[test]
+fn dial_ping_transfer_both_ways_and_clean_stop() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("e2e");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.0.1/24", "vc0", "10.99.0.2/24");
+
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let c = dial(&client, "10.99.0.1", "password1");
+    let up = c.wait_line("up ", Duration::from_secs(30));
+    let Some(up) = up else {
+        panic!(
+            "no `up` line\n--- dial\n{}\n--- daemon\n{}",
+            c.log(),
+            d.log()
+        );
+    };
+    assert!(up.contains("peer=192.168.0.1"), "{up}");
+    assert!(up.contains("local=192.168.0.100"), "{up}");
+    assert!(up.contains("mppe=128-stateless"), "{up}");
+
+    client.sh_ok("ping -c 3 -i 0.2 -W 2 192.168.0.1");
+
+    // 2 MiB each way, checksummed.
+    let py = dir.write("xfer.py", XFER_PY);
+    let data = dir.path("blob");
+    random_file(&data, 2 << 20);
+    let want = sha256_file(&data);
+    let mut srv = server.spawn(
+        "python3",
+        &[
+            py.to_str().unwrap(),
+            "server",
+            "192.168.0.1",
+            "9000",
+            data.to_str().unwrap(),
+            "2",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let got_up = client.sh_ok(&format!(
+        "timeout 60 python3 {} client 192.168.0.1 9000 U {}",
+        py.display(),
+        data.display()
+    ));
+    assert_eq!(got_up.trim(), want, "upload corrupted");
+    let got_down = client.sh_ok(&format!(
+        "timeout 60 python3 {} client 192.168.0.1 9000 D",
+        py.display()
+    ));
+    assert_eq!(got_down.trim(), want, "download corrupted");
+    let _ = srv.kill();
+    let _ = srv.wait();
+
+    // The client hangs up politely and exits 0.
+    let mut c = c;
+    c.signal("TERM");
+    let st = c.wait(Duration::from_secs(5));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "dial exit {st:?}:\n{}",
+        c.log()
+    );
+    assert!(
+        !String::from_utf8_lossy(&client.ip(&["-o", "link"]).stdout).contains("vgdial0"),
+        "dial left its TUN behind"
+    );
+    // The server logged the session going down with byte counts.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("session down") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.log().contains("session down"), "{}", d.log());
+
+    stop_and_check_clean(d, &server);
+}
+
+#[test]
+fn wrong_password_fails_with_an_auth_error() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("badpw");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.1.1/24", "vc0", "10.99.1.2/24");
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let mut c = dial(&client, "10.99.1.1", "wrong-password");
+    let st = c.wait(Duration::from_secs(30));
+    let Some(st) = st else {
+        panic!("dial did not give up:\n{}\n{}", c.log(), d.log());
+    };
+    assert!(!st.success(), "dial succeeded with a wrong password");
+    assert!(
+        c.log().contains("authentication failed"),
+        "no auth error in:\n{}",
+        c.log()
+    );
+    assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
+    stop_and_check_clean(d, &server);
+}
+
+#[test]
+fn sigterm_hangs_up_a_connected_client() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("term");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.2.1/24", "vc0", "10.99.2.2/24");
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let mut c = dial(&client, "10.99.2.1", "password1");
+    assert!(
+        c.wait_line("up ", Duration::from_secs(30)).is_some(),
+        "{}\n{}",
+        c.log(),
+        d.log()
+    );
+    stop_and_check_clean(d, &server);
+    // The client saw the hang-up and went away by itself.
+    let st = c.wait(Duration::from_secs(10));
+    assert!(
+        st.is_some(),
+        "dial still running after the server stopped:\n{}",
+        c.log()
+    );
+}
+
+#[test]
+fn uplink_masquerades_clients_to_the_outside() {
+    if !require_root() {
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        panic!("nft is missing: install the nftables package (scripts/test.sh does)");
+    }
+    let dir = TempDir::new("uplink");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    let outside = Netns::new("out");
+    server.link_to(&client, "vs0", "10.99.3.1/24", "vc0", "10.99.3.2/24");
+    server.link_to(
+        &outside,
+        "uplink0",
+        "203.0.113.2/24",
+        "wan0",
+        "203.0.113.1/24",
+    );
+    outside.ip(&["addr", "add", "203.0.113.80/24", "dev", "wan0"]);
+    server.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    // The outside host answers with the address it sees and the MSS of the connection.
+    let who = dir.write(
+        "whoami.py",
+        r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("203.0.113.80", 8081)); s.listen(4)
+while True:
+    c, a = s.accept()
+    mss = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    c.sendall(("%s %d" % (a[0], mss)).encode()); c.close()
+"#,
+    );
+    let mut w = outside.spawn("python3", &[who.to_str().unwrap()]);
+
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let c = dial(&client, "10.99.3.1", "password1");
+    assert!(
+        c.wait_line("up ", Duration::from_secs(30)).is_some(),
+        "{}\n{}",
+        c.log(),
+        d.log()
+    );
+    assert!(
+        d.log().contains("uplink0"),
+        "firewall did not pick the default route's uplink:\n{}",
+        d.log()
+    );
+    client.sh_ok("ip route add 203.0.113.0/24 dev vgdial0");
+    let out = client.sh_ok(
+        "timeout 20 python3 -c 'import socket; c=socket.create_connection((\"203.0.113.80\",8081),timeout=10); print(c.recv(100).decode())'",
+    );
+    let mut it = out.split_whitespace();
+    assert_eq!(it.next(), Some("203.0.113.2"), "not masqueraded: {out}");
+    let mss: u16 = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    assert!(mss > 0 && mss <= 1356, "MSS not clamped: {out}");
+    let _ = w.kill();
+    let _ = w.wait();
+    stop_and_check_clean(d, &server);
+}
