@@ -629,7 +629,11 @@ impl LeaseEngine {
             );
         }
         let lease = self.lease_time(ip, req.mac, req.requested_lease);
-        self.address_reply(req, MessageType::Offer, ip, lease, name.as_deref())
+        // dnsmasq echoes a name in an OFFER only if it is the reservation's and the client did not
+        // send a different one ("not to send an OFFER with a hostname not matching the DISCOVER").
+        let static_name = self.static_for(req.mac).and_then(|h| h.name.as_deref());
+        let echo = static_name.filter(|n| req.hostname.as_deref().is_none_or(|h| h == *n));
+        self.address_reply(req, MessageType::Offer, ip, lease, echo)
     }
 
     /// Offered/remembered records of this client at other addresses go (a bound lease stays
@@ -838,7 +842,14 @@ impl LeaseEngine {
             DhcpOption::ServerIdentifier(self.cfg.server),
         ];
         self.config_options(req, name.as_deref(), &mut opts);
-        let bytes = wire::encode_reply(req, ciaddr, Ipv4Addr::UNSPECIFIED, false, opts)?;
+        let bytes = wire::encode_reply(
+            req,
+            self.cfg.server,
+            ciaddr,
+            Ipv4Addr::UNSPECIFIED,
+            false,
+            &opts,
+        )?;
         // RFC 2131 §4.3.5 says unicast to ciaddr; a client that set BROADCAST (Windows does in
         // INFORM) gets a broadcast, as dnsmasq and ISC dhcpd do.
         let to = if req.broadcast_flag() {
@@ -862,12 +873,14 @@ impl LeaseEngine {
             DhcpOption::ServerIdentifier(self.cfg.server),
             wire::string_opt(OptionCode::Message, why.text(), false),
         ];
+        // dnsmasq leaves siaddr zero in a NAK.
         let bytes = wire::encode_reply(
             req,
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
             true,
-            opts,
+            &opts,
         )
         .unwrap_or_default();
         Reply {
@@ -900,7 +913,7 @@ impl LeaseEngine {
         }
         self.config_options(req, name, &mut opts);
         let ciaddr = req.ciaddr();
-        let bytes = wire::encode_reply(req, ciaddr, ip, false, opts)?;
+        let bytes = wire::encode_reply(req, self.cfg.server, ciaddr, ip, false, &opts)?;
         let to = if ciaddr != Ipv4Addr::UNSPECIFIED {
             Destination::Unicast(ciaddr)
         } else if req.broadcast_flag() {
@@ -915,8 +928,9 @@ impl LeaseEngine {
         })
     }
 
-    /// The network's parameters (RFC 2132 §3-§5). Subnet mask and broadcast address always go
-    /// out (as dnsmasq); the rest only if the client listed them in option 55 or sent no list.
+    /// The network's parameters (RFC 2132 §3-§5), in dnsmasq's order. Subnet mask and broadcast
+    /// address always go out (as dnsmasq); the rest only if the client listed them in option 55
+    /// or sent no list. `name` is the host name to echo (option 12), if any.
     fn config_options(&self, req: &Request, name: Option<&str>, opts: &mut Vec<DhcpOption>) {
         opts.push(DhcpOption::SubnetMask(self.cfg.netmask()));
         opts.push(DhcpOption::BroadcastAddr(self.cfg.broadcast()));
@@ -933,15 +947,15 @@ impl LeaseEngine {
                 req.nul_terminated,
             ));
         }
-        if let Some(mtu) = self.cfg.mtu.filter(|_| req.wants(26)) {
-            opts.push(DhcpOption::InterfaceMtu(mtu));
-        }
         if let Some(name) = name.filter(|_| req.wants(12)) {
             opts.push(wire::string_opt(
                 OptionCode::Hostname,
                 name,
                 req.nul_terminated,
             ));
+        }
+        if let Some(mtu) = self.cfg.mtu.filter(|_| req.wants(26)) {
+            opts.push(DhcpOption::InterfaceMtu(mtu));
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{self, DhcpOption, DhcpOptions, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{self, DhcpOption, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable, Encoder};
 
 use crate::config::MacAddr;
@@ -238,19 +238,25 @@ pub struct Reply {
     pub msg_type: MessageType,
 }
 
-/// Encode a BOOTREPLY answering `req` (RFC 2131 §4.3, Table 3 for the fixed fields).
+/// Encode a BOOTREPLY answering `req` (RFC 2131 §4.3, Table 3 for the fixed fields), with the
+/// options in the order given. dhcproto encodes the header and each option; the order is ours
+/// (dhcproto's option map would sort by code): message type first, then server id, lease times,
+/// then parameters, the order dnsmasq uses, which some small clients rely on.
 pub(crate) fn encode_reply(
     req: &Request,
+    server: Ipv4Addr,
     ciaddr: Ipv4Addr,
     yiaddr: Ipv4Addr,
     broadcast: bool,
-    options: Vec<DhcpOption>,
+    options: &[DhcpOption],
 ) -> Option<Vec<u8>> {
+    // siaddr = the server itself, as dnsmasq fills it ("next server"; RFC 2131 Table 3 leaves it
+    // to the server). Network boot ROMs without option 66 use it as their TFTP server.
     let mut msg = v4::Message::new_with_id(
         req.header.xid(),
         ciaddr,
         yiaddr,
-        Ipv4Addr::UNSPECIFIED,
+        server,
         req.giaddr(),
         &req.mac.0,
     );
@@ -263,15 +269,16 @@ pub(crate) fn encode_reply(
         flags = flags.set_broadcast();
     }
     msg.set_flags(flags);
-    let mut opts = DhcpOptions::new();
-    for o in options {
-        opts.insert(o);
-    }
-    msg.set_opts(opts);
     let mut buf = Vec::with_capacity(MIN_REPLY_LEN);
-    msg.encode(&mut Encoder::new(&mut buf)).ok()?;
+    let mut e = Encoder::new(&mut buf);
+    // With no options dhcproto writes the header and the magic cookie only.
+    msg.encode(&mut e).ok()?;
+    for o in options {
+        o.encode(&mut e).ok()?;
+    }
+    DhcpOption::End.encode(&mut e).ok()?;
     if buf.len() < MIN_REPLY_LEN {
-        // Pad options after End (RFC 2131 §4.1 allows it; dnsmasq pads to the same length).
+        // Pad after End to the BOOTP minimum (RFC 2131 §4.1 allows it; dnsmasq does the same).
         buf.resize(MIN_REPLY_LEN, 0);
     }
     Some(buf)
