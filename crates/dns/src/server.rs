@@ -114,8 +114,10 @@ struct ReplyContext {
     query: Query,
     /// `Some(dnssec_ok)` when the query carried an OPT record.
     edns: Option<bool>,
-    /// The largest reply the client can take.
+    /// The largest reply the client can take: 65535 over TCP; over UDP its EDNS size, or 512.
     limit: usize,
+    /// The largest reply we build ourselves: `limit`, capped at our EDNS size over UDP.
+    local_limit: usize,
 }
 
 #[derive(Debug)]
@@ -317,7 +319,8 @@ impl DnsServer {
             checking_disabled: msg.metadata.checking_disabled,
             query: query.clone(),
             edns: msg.edns.as_ref().map(|e| e.flags().dnssec_ok),
-            limit: self.reply_limit(&msg, from.transport),
+            limit: client_limit(&msg, from.transport),
+            local_limit: self.local_limit(&msg, from.transport),
         };
         if msg.edns.as_ref().is_some_and(|e| e.version() > 0) {
             self.stats.failed += 1;
@@ -376,10 +379,15 @@ impl DnsServer {
         };
         let question_end = decoder.index();
         let rcode = header.metadata.response_code;
+        let failure = matches!(rcode, ResponseCode::ServFail | ResponseCode::Refused);
+        if failure && p.current() != Some(from) {
+            // A late failure from an upstream we already gave up on: the current one may
+            // still answer.
+            self.stats.ignored += 1;
+            return None;
+        }
         // strict-order: a server that cannot answer hands the query to the next, as dnsmasq does.
-        if matches!(rcode, ResponseCode::ServFail | ResponseCode::Refused)
-            && p.attempt + 1 < p.upstreams.len()
-        {
+        if failure && p.attempt + 1 < p.upstreams.len() {
             p.attempt += 1;
             p.deadline = deadline(now, self.config.upstream_timeout);
             let upstream = p.current()?;
@@ -536,15 +544,12 @@ impl DnsServer {
         None
     }
 
-    fn reply_limit(&self, msg: &Message, transport: Transport) -> usize {
+    fn local_limit(&self, msg: &Message, transport: Transport) -> usize {
         match transport {
             Transport::Tcp => MAX_TCP,
-            Transport::Udp => match &msg.edns {
-                Some(e) => {
-                    usize::from(e.max_payload().min(self.config.max_udp_payload)).max(MIN_UDP)
-                }
-                None => MIN_UDP,
-            },
+            Transport::Udp => client_limit(msg, transport)
+                .min(usize::from(self.config.max_udp_payload))
+                .max(MIN_UDP),
         }
     }
 
@@ -641,13 +646,13 @@ impl DnsServer {
         let Ok(bytes) = m.to_vec() else {
             return header_only(ctx.id, flags, ResponseCode::ServFail);
         };
-        if bytes.len() <= ctx.limit {
+        if bytes.len() <= ctx.local_limit {
             return bytes;
         }
         m.answers.clear();
         m.metadata.truncation = true;
         match m.to_vec() {
-            Ok(b) if b.len() <= ctx.limit => b,
+            Ok(b) if b.len() <= ctx.local_limit => b,
             _ => {
                 let mut b = header_only(ctx.id, flags, rcode);
                 if let Some(f) = b.get_mut(2) {
@@ -667,6 +672,17 @@ fn add_host(zone: &mut Zone, host: DnsHost) -> Result<(), ConfigError> {
         what: "DNS host name",
         source,
     })
+}
+
+/// What the client can take (RFC 6891 §6.2.5: an advertised size below 512 counts as 512).
+// Upstream answers are relayed up to this size even above our own EDNS size: the client asked
+// for it, and the bridge is one hop. Our own answers stay within our size (fragmentation).
+fn client_limit(msg: &Message, transport: Transport) -> usize {
+    match (transport, &msg.edns) {
+        (Transport::Tcp, _) => MAX_TCP,
+        (Transport::Udp, Some(e)) => usize::from(e.max_payload()).max(MIN_UDP),
+        (Transport::Udp, None) => MIN_UDP,
+    }
 }
 
 fn reply(client: Client, bytes: Vec<u8>) -> Action {

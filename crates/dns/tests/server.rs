@@ -544,6 +544,23 @@ fn servfail_or_refused_upstream_hands_over_to_the_next() {
 }
 
 #[test]
+fn late_failure_from_a_previous_upstream_does_not_end_the_query() {
+    let t0 = Instant::now();
+    let mut s = server(config(&[UP1, UP2]));
+    let (_, _, fwd) = forward(s.handle_query(t0, &query(8, "a.test", A, None), guest()));
+    let t1 = t0 + Duration::from_secs(3);
+    forward(s.handle_timeout(t1).pop());
+    // UP1 finally says SERVFAIL: UP2 is still being asked, so this is not the answer.
+    let servfail = upstream_answer(&fwd, 2, [0; 4]);
+    assert_eq!(s.handle_upstream_response(t1, &servfail, sa(UP1)), None);
+    assert_eq!(s.outstanding(), 1);
+    let ok = upstream_answer(&fwd, 0, [9, 9, 9, 9]);
+    let bytes = reply_bytes(s.handle_upstream_response(t1, &ok, sa(UP2)));
+    let m = Message::from_vec(&bytes).unwrap();
+    assert_eq!(addrs(&m), vec![ip("9.9.9.9")]);
+}
+
+#[test]
 fn client_retransmission_reuses_the_entry() {
     let t0 = Instant::now();
     let mut s = server(config(&[UP1]));
@@ -673,6 +690,28 @@ fn oversized_upstream_answer_is_truncated_for_udp_clients() {
     assert_eq!(m.metadata.id, 0x5151);
     assert_eq!(m.queries.len(), 1);
     assert!(m.answers.is_empty());
+}
+
+#[test]
+fn upstream_answer_up_to_the_clients_edns_size_is_relayed_whole() {
+    let t0 = Instant::now();
+    let mut s = server(config(&[UP1]));
+    let q = query(0x6161, "big.example.test", A, Some(4096));
+    let (_, _, fwd) = forward(s.handle_query(t0, &q, guest()));
+    // The upstream answers 100 A records (about 1.6 kB) to the 4096-octet query.
+    let mut big = fwd.clone();
+    big[2] = 0x81;
+    big[3] = 0x80;
+    big[6..8].copy_from_slice(&[0, 100]);
+    big.truncate(big.len() - 11); // OPT moves after the answers
+    for i in 0..100u8 {
+        big.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 10, 0, 1, i]);
+    }
+    big.extend_from_slice(&fwd[fwd.len() - 11..]);
+    assert!(big.len() > 1232 && big.len() < 4096);
+    let bytes = reply_bytes(s.handle_upstream_response(t0, &big, sa(UP1)));
+    assert_eq!(bytes[2..], big[2..]);
+    assert_eq!(Message::from_vec(&bytes).unwrap().answers.len(), 100);
 }
 
 #[test]
