@@ -514,6 +514,72 @@ mod tests {
     }
 
     #[test]
+    fn stateful_is_agreed_when_allowed_and_the_peer_insists() {
+        let policy = MppePolicy {
+            allow_stateful: true,
+            ..REQUIRE_128
+        };
+        let (mut c, _) = started(policy);
+        // The peer Naks our S+H down to S (stateful): accepted, we ask for S.
+        let id = c.fsm.request_id();
+        let out = feed(
+            &mut c,
+            &emit_control(
+                Code::ConfigureNak,
+                id,
+                &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40],
+            ),
+        );
+        assert_eq!(&sends(&out)[0][4..], &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40]);
+        let id = c.fsm.request_id();
+        feed(
+            &mut c,
+            &emit_control(
+                Code::ConfigureAck,
+                id,
+                &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40],
+            ),
+        );
+        // Its own stateful request is acked as is.
+        let out = feed(
+            &mut c,
+            &emit_control(
+                Code::ConfigureRequest,
+                9,
+                &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40],
+            ),
+        );
+        assert_eq!(
+            sends(&out),
+            vec![emit_control(
+                Code::ConfigureAck,
+                9,
+                &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40]
+            )]
+        );
+        assert!(out.contains(&FsmOutput::Up));
+        assert_eq!(
+            c.options.agreed_mode(),
+            Ok(Some(MppeMode {
+                key_length: KeyLength::Bits128,
+                stateless: false
+            }))
+        );
+        // Without allow_stateful the same Nak ends MPPE.
+        let (mut c, _) = started(REQUIRE_128);
+        let id = c.fsm.request_id();
+        let out = feed(
+            &mut c,
+            &emit_control(
+                Code::ConfigureNak,
+                id,
+                &[0x12, 0x06, 0x00, 0x00, 0x00, 0x40],
+            ),
+        );
+        assert!(matches!(&out[0], FsmOutput::Failed(_)));
+    }
+
+    #[test]
     fn directions_must_agree() {
         let mut o = CcpOptions::new(MppePolicy::default());
         o.acked = Some(MppeBits(MppeBits::S | MppeBits::H));

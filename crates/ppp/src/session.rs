@@ -1170,3 +1170,174 @@ impl Session {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Seeded(u64);
+    impl Entropy for Seeded {
+        fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (self.0 >> 56) as u8;
+            }
+        }
+    }
+
+    fn pair() -> (Session, Session, Instant) {
+        let t0 = Instant::now();
+        let mut server_cfg = SessionConfig {
+            our_name: "srv".into(),
+            ..SessionConfig::default()
+        };
+        server_cfg.ipcp.local = Ipv4Addr::new(10, 0, 0, 1);
+        server_cfg.auth.methods = vec![AuthMethod::MsChapV2];
+        let client_cfg = SessionConfig {
+            role: Role::Client {
+                user: "u".into(),
+                password: "p".into(),
+            },
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(t0, server_cfg, Box::new(Seeded(1)));
+        let mut c = Session::new(t0, client_cfg, Box::new(Seeded(2)));
+        s.open(t0);
+        c.open(t0);
+        for _ in 0..50 {
+            shuttle(&mut s, &mut c, t0);
+            while let Some(e) = s.poll_event() {
+                match e {
+                    SessionEvent::SecretRequest { .. } => s.provide_secret(t0, Some("p".into())),
+                    SessionEvent::AddressRequest { .. } => {
+                        s.assign_address(t0, Some(Ipv4Addr::new(10, 0, 0, 2)))
+                    }
+                    _ => {}
+                }
+            }
+            while c.poll_event().is_some() {}
+        }
+        assert!(s.is_up() && c.is_up(), "{s:?} {c:?}");
+        (s, c, t0)
+    }
+
+    /// Delivers every pending control frame both ways once.
+    fn shuttle(s: &mut Session, c: &mut Session, now: Instant) {
+        while let Some(mut f) = s.poll_transmit() {
+            let l = f.len();
+            c.decapsulate(now, &mut f, 0, l);
+        }
+        while let Some(mut f) = c.poll_transmit() {
+            let l = f.len();
+            s.decapsulate(now, &mut f, 0, l);
+        }
+    }
+
+    /// Switches both ends to stateful MPPE with the keys they derived.
+    fn make_stateful(x: &mut Session) {
+        let mode = MppeMode {
+            key_length: crate::mppe::KeyLength::Bits128,
+            stateless: false,
+        };
+        let Some((
+            _,
+            _,
+            Some(KeyMaterial::MsChapV2 {
+                password,
+                nt_response,
+            }),
+        )) = &x.authenticated
+        else {
+            panic!("no keys")
+        };
+        let keys = mppe::mschapv2_start_keys(password, nt_response, x.is_server());
+        x.enc = Some(MppeEncrypter::new(&keys.send, mode.key_length, false));
+        x.dec = Some(MppeDecrypter::new(&keys.recv, mode.key_length, false));
+        x.mode = Some(mode);
+    }
+
+    fn frame(tx: &mut Session, tag: u8) -> Vec<u8> {
+        let mut buf = vec![0u8; Session::HEADROOM + 40];
+        buf[Session::HEADROOM] = 0x45;
+        buf[Session::HEADROOM + 1..].fill(tag);
+        let (s, l) = tx.encapsulate(&mut buf, Session::HEADROOM, 40).unwrap();
+        buf[s..s + l].to_vec()
+    }
+
+    fn rx(to: &mut Session, now: Instant, mut f: Vec<u8>) -> Decap {
+        let l = f.len();
+        let r = to.decapsulate(now, &mut f, 0, l);
+        if let Decap::Ip { start, len } = r {
+            assert_eq!(len, 40);
+            assert_eq!(f[start], 0x45);
+            assert!(f[start + 1..start + len].iter().all(|&b| b == f[start + 1]));
+        }
+        r
+    }
+
+    #[test]
+    fn stateful_loss_is_recovered_by_reset_request() {
+        let (mut s, mut c, t0) = pair();
+        make_stateful(&mut s);
+        make_stateful(&mut c);
+        assert!(matches!(rx(&mut s, t0, frame(&mut c, 1)), Decap::Ip { .. }));
+        let _lost = frame(&mut c, 2);
+        // The gap: dropped, and a CCP Reset-Request (code 14) goes out.
+        let r = rx(&mut s, t0, frame(&mut c, 3));
+        assert_eq!(r, Decap::Dropped(DropReason::Mppe(MppeError::ResyncNeeded)));
+        let req = s.poll_transmit().unwrap();
+        let h = FrameHeader::parse(&req).unwrap();
+        assert_eq!((h.protocol, req[h.len]), (Protocol::Ccp, 14));
+        assert_eq!(s.stats().reset_requests_sent, 1);
+        // That Reset-Request is lost too; packets keep being dropped, and after a second the
+        // request is repeated.
+        assert_eq!(
+            rx(&mut s, t0, frame(&mut c, 4)),
+            Decap::Dropped(DropReason::Mppe(MppeError::AwaitingFlush))
+        );
+        assert!(s.poll_transmit().is_none());
+        let t1 = t0 + Duration::from_millis(1500);
+        rx(&mut s, t1, frame(&mut c, 5));
+        let mut req = s.poll_transmit().expect("repeated Reset-Request");
+        // Delivered: the client acks and flushes its encrypter.
+        let l = req.len();
+        assert_eq!(c.decapsulate(t1, &mut req, 0, l), Decap::Consumed);
+        let mut ack = c.poll_transmit().unwrap();
+        let h = FrameHeader::parse(&ack).unwrap();
+        assert_eq!((h.protocol, ack[h.len]), (Protocol::Ccp, 15));
+        let l = ack.len();
+        assert_eq!(s.decapsulate(t1, &mut ack, 0, l), Decap::Consumed);
+        // The next packet carries the A bit and decrypts; so do the following ones.
+        for tag in 6..20 {
+            assert!(
+                matches!(rx(&mut s, t1, frame(&mut c, tag)), Decap::Ip { .. }),
+                "{tag}"
+            );
+        }
+        // The other direction was never disturbed.
+        for tag in 0..5 {
+            assert!(matches!(
+                rx(&mut c, t1, frame(&mut s, tag)),
+                Decap::Ip { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn stateless_loss_needs_no_reset() {
+        let (mut s, mut c, t0) = pair();
+        assert_eq!(s.mppe_mode().map(|m| m.stateless), Some(true));
+        for i in 0..50u8 {
+            let f = frame(&mut c, i);
+            if i % 3 == 1 {
+                continue; // lost
+            }
+            assert!(matches!(rx(&mut s, t0, f), Decap::Ip { .. }), "{i}");
+        }
+        assert!(s.poll_transmit().is_none());
+        assert_eq!(s.stats().reset_requests_sent, 0);
+    }
+}
