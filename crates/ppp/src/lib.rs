@@ -1,5 +1,12 @@
 //! PPP for virtgate (sans-IO): frames, the RFC 1661 automaton, LCP/IPCP/CCP, PAP, CHAP-MD5,
 //! MS-CHAPv1/v2 and MPPE. See ARCHITECTURE.md.
+//!
+//! - [`frame`]: PPP header (ACFC/PFC), control packets, option TLVs (RFC 1661 §2, §5, §6).
+//! - [`fsm`]: the RFC 1661 §4 automaton, shared by LCP, IPCP and CCP.
+//! - [`lcp`], [`ipcp`], [`ccp`]: per-protocol options (RFC 1661, RFC 1332/1877, RFC 1962/3078).
+//! - [`auth`]: PAP / CHAP-MD5 / MS-CHAPv1 / MS-CHAPv2 exchanges, both roles.
+//! - [`session`]: one link ([`Session`]): phases, events, the data path with MPPE.
+//! - [`chap_md5`], [`mschap`], [`mppe`]: the cryptography.
 
 // Cryptography (pure functions and per-direction MPPE state).
 pub mod chap_md5;

@@ -729,3 +729,73 @@ fn silent_peer_during_establish_times_out() {
         })
     ));
 }
+
+#[test]
+fn session_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<virtgate_ppp::Session>();
+}
+
+/// Random and mutated frames at every phase: never a panic, never IP out of control bytes.
+#[test]
+fn garbage_never_panics() {
+    use virtgate_ppp::Entropy;
+    let mut rng = Seeded(0xdead_beef);
+    let protocols: [&[u8]; 9] = [
+        &[0xc0, 0x21],
+        &[0xff, 0x03, 0xc0, 0x21],
+        &[0xc2, 0x23],
+        &[0xc0, 0x23],
+        &[0x80, 0xfd],
+        &[0x80, 0x21],
+        &[0xfd],
+        &[0x21],
+        &[0x80, 0x57],
+    ];
+    for round in 0..40u32 {
+        let (s, c) = with_method(
+            [
+                AuthMethod::Pap,
+                AuthMethod::ChapMd5,
+                AuthMethod::MsChapV1,
+                AuthMethod::MsChapV2,
+            ][round as usize % 4],
+        );
+        let mut p = Pair::new(s, c);
+        p.open();
+        // Stop at a different point of the dial-up each round.
+        let steps = round % 8;
+        for _ in 0..steps {
+            p.step();
+        }
+        for _ in 0..300 {
+            let mut b = [0u8; 3];
+            rng.fill(&mut b);
+            let proto = protocols[usize::from(b[0]) % protocols.len()];
+            let len = usize::from(b[1]) % 64;
+            let mut frame = proto.to_vec();
+            // A plausible control header half of the time.
+            if b[2] & 1 == 0 {
+                let mut h = [0u8; 2];
+                rng.fill(&mut h);
+                frame.extend_from_slice(&[1 + h[0] % 16, h[1], 0, (4 + len) as u8]);
+            }
+            let mut body = vec![0u8; len];
+            rng.fill(&mut body);
+            frame.extend_from_slice(&body);
+            let l = frame.len();
+            let target = if b[2] & 2 == 0 {
+                &mut p.server
+            } else {
+                &mut p.client
+            };
+            let _ = target.decapsulate(p.now, &mut frame, 0, l);
+            while target.poll_transmit().is_some() {}
+            while target.poll_event().is_some() {}
+        }
+        // Time still works afterwards.
+        let t = p.now + Duration::from_secs(100);
+        p.server.handle_timeout(t);
+        p.client.handle_timeout(t);
+    }
+}
