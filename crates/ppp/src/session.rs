@@ -939,6 +939,13 @@ impl Session {
             State::Closing | State::Stopping => Phase::Terminate,
             _ => Phase::Establish,
         };
+        if self.lcp.fsm.state() == State::Stopping {
+            // Opened + Terminate-Request: remember why, in case close() comes before tlf.
+            if let Some(r) = self.lcp.fsm.peer_reason() {
+                let r = DownReason::PeerTerminated(r.to_string());
+                self.set_reason(r);
+            }
+        }
     }
 
     fn on_auth(&mut self, now: Instant, o: AuthOutput) {

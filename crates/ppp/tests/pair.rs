@@ -799,3 +799,25 @@ fn garbage_never_panics() {
         p.client.handle_timeout(t);
     }
 }
+
+#[test]
+fn close_after_peer_terminate_keeps_the_peer_reason() {
+    let (s, c) = with_method(AuthMethod::MsChapV2);
+    let mut p = Pair::new(s, c);
+    p.connect();
+    p.client.close(p.now, "user hung up");
+    p.step();
+    // The server acked and waits one restart interval (zrc) before reporting Down; the
+    // daemon closes meanwhile.
+    assert!(!has_down(&p.server_events));
+    p.server.close(p.now, "call cleared");
+    assert!(p.run_until(Duration::from_secs(30), |p| p.both_down()));
+    assert_eq!(
+        down_reason(&p.server_events),
+        Some(&DownReason::PeerTerminated("user hung up".into()))
+    );
+    assert_eq!(
+        down_reason(&p.client_events),
+        Some(&DownReason::LocalClose("user hung up".into()))
+    );
+}
