@@ -15,7 +15,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -45,6 +48,59 @@ enum TimerKey {
     Call(u16),
 }
 
+/// The sending side of a control connection. Bytes go straight to the socket when nothing is
+/// queued (so an Outgoing-Call-Reply leaves before the call's first GRE packet, as with pptpd,
+/// whose pppd starts only after the reply); what the socket does not take at once goes to a
+/// writer task, in order.
+struct CtrlOut {
+    half: Arc<OwnedWriteHalf>,
+    queued: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl CtrlOut {
+    fn new(half: OwnedWriteHalf) -> (CtrlOut, JoinHandle<()>) {
+        let half = Arc::new(half);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (h, q) = (half.clone(), queued.clone());
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                let mut off = 0;
+                while off < bytes.len() {
+                    if h.writable().await.is_err() {
+                        return;
+                    }
+                    match h.try_write(&bytes[off..]) {
+                        Ok(n) => off += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+                q.fetch_sub(1, Ordering::AcqRel);
+            }
+            // Dropping the last handle of the write half shuts the socket's sending side down.
+        });
+        (CtrlOut { half, queued, tx }, writer)
+    }
+
+    fn send(&self, bytes: Vec<u8>) {
+        let mut off = 0;
+        if self.queued.load(Ordering::Acquire) == 0 {
+            match self.half.try_write(&bytes) {
+                Ok(n) => off = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // The reader task reports the broken connection.
+                Err(_) => return,
+            }
+        }
+        if off < bytes.len() {
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            let _ = self.tx.send(bytes[off..].to_vec());
+        }
+    }
+}
+
 /// What reader tasks tell the engine.
 enum CtrlInput {
     Data(ConnId, Vec<u8>),
@@ -54,7 +110,7 @@ enum CtrlInput {
 struct Ctrl {
     conn: ControlConnection,
     peer: Ipv4Addr,
-    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    out: Option<CtrlOut>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     calls: Vec<u16>,
@@ -253,7 +309,7 @@ impl Engine {
         let _ = stream.set_nodelay(true);
         let id = self.next_conn;
         self.next_conn += 1;
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, wr) = stream.into_split();
         let tx = self.input_tx.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
@@ -275,15 +331,7 @@ impl Engine {
                 }
             }
         });
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let writer = tokio::spawn(async move {
-            while let Some(bytes) = out_rx.recv().await {
-                if wr.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            let _ = wr.shutdown().await;
-        });
+        let (out, writer) = CtrlOut::new(wr);
         let now = Instant::now();
         let conn = ControlConnection::new_server(now, self.settings.control_config());
         tracing::debug!(peer = %addr, conn = id, "control connection accepted");
@@ -292,7 +340,7 @@ impl Engine {
             Ctrl {
                 conn,
                 peer: *v4.ip(),
-                out: Some(out_tx),
+                out: Some(out),
                 reader,
                 writer,
                 calls: Vec::new(),
@@ -332,7 +380,7 @@ impl Engine {
             };
             while let Some(bytes) = c.conn.poll_transmit() {
                 if let Some(out) = &c.out {
-                    let _ = out.send(bytes);
+                    out.send(bytes);
                 }
             }
             let Some(ev) = c.conn.poll_event() else {

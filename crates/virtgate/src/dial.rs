@@ -53,6 +53,7 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
     let mut failure: Option<DialError> = None;
     let mut call_placed = false;
     let mut call_open = false;
+    let mut early: Vec<Vec<u8>> = Vec::new();
 
     let mut rd_buf = vec![0u8; 4096];
     let mut gre_buf = vec![0u8; BUF_LEN];
@@ -94,7 +95,22 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                         Box::new(settings::OsEntropy),
                     );
                     session.open(now);
-                    link = Some(Link::new(chan, session, args.server, u16::MAX));
+                    let mut l = Link::new(chan, session, args.server, u16::MAX);
+                    for pkt in std::mem::take(&mut early) {
+                        let n = pkt.len().min(gre_buf.len());
+                        gre_buf[..n].copy_from_slice(&pkt[..n]);
+                        let mut none = Vec::new();
+                        on_gre(
+                            &mut gre_buf,
+                            n,
+                            args.server,
+                            local_call_id,
+                            Some(&mut l),
+                            None,
+                            &mut none,
+                        );
+                    }
+                    link = Some(l);
                     call_open = true;
                 }
                 ControlEvent::CallRejected { result, .. } => {
@@ -231,7 +247,7 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                 let mut drained = false;
                 for _ in 0..64 {
                     match gre.try_recv(&mut gre_buf) {
-                        Ok(n) => on_gre(&mut gre_buf, n, args.server, link.as_mut(), tun.as_ref()),
+                        Ok(n) => on_gre(&mut gre_buf, n, args.server, local_call_id, link.as_mut(), tun.as_ref(), &mut early),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => { drained = true; break; }
                         Err(e) => { tracing::warn!("GRE receive failed: {e}"); break; }
                     }
@@ -262,16 +278,21 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
     }
 }
 
+/// GRE packets for our call that arrive before the Outgoing-Call-Reply has been processed
+/// (the server's first LCP Configure-Request often overtakes it) are kept, a few at most, and
+/// replayed once the call exists: losing that frame would cost a 3 s LCP restart.
+const EARLY_GRE_MAX: usize = 8;
+
+#[allow(clippy::too_many_arguments)]
 fn on_gre(
     buf: &mut [u8],
     n: usize,
     server: Ipv4Addr,
+    local_call_id: u16,
     link: Option<&mut Link>,
     tun: Option<&tun_rs::AsyncDevice>,
+    early: &mut Vec<Vec<u8>>,
 ) {
-    let Some(link) = link else {
-        return;
-    };
     let Some((src, ihl, end)) = buf.get(..n).and_then(net::ipv4_payload) else {
         return;
     };
@@ -281,9 +302,15 @@ fn on_gre(
     let Ok((hdr, hlen)) = GreHeader::parse(&buf[ihl..end]) else {
         return;
     };
-    if hdr.call_id != link.chan.local_call_id() {
+    if hdr.call_id != local_call_id {
         return;
     }
+    let Some(link) = link else {
+        if early.len() < EARLY_GRE_MAX {
+            early.push(buf[..n].to_vec());
+        }
+        return;
+    };
     if let GreRx::Ip { start, len } = link.receive_gre(Instant::now(), buf, &hdr, ihl + hlen, end) {
         if let Some(dev) = tun {
             let _ = dev.try_send(&buf[start..start + len]);
