@@ -1,0 +1,617 @@
+//! The seed corpora in `fuzz/corpus/<target>/`, made from real bytes: every control message and
+//! GRE packet of the real-peer captures (`virtgate-fixtures`), the control streams and GRE
+//! exchanges replayed as scripts for the state-machine targets (with the capture's timing), and
+//! the seed's configuration files with variations.
+//!
+//! `cargo run -p virtgate-fuzzing --example gen_corpus` writes them; `tests/replay.rs` checks
+//! that the committed corpus still holds every one of them.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use virtgate_fixtures::{read_capture, Capture, PacketKind, PPTP_PORT};
+use virtgate_pptp::control::{
+    defined_length, message_type, Deframer, HEADER_LEN, MAGIC_COOKIE, PPTP_MESSAGE_CONTROL,
+};
+use virtgate_pptp::{ControlMessage, GreHeader};
+
+use crate::pptp::{ConnScript, GreScript};
+
+/// The captures in `shared/realpeer/captures`, by file stem.
+pub const CAPTURES: [&str; 3] = [
+    "mschapv2-mppe128-stateless",
+    "chap-md5-no-mppe",
+    "bad-password",
+];
+/// The addresses in the captures (see their README).
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 20);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
+
+/// One seed file: `fuzz/corpus/<target>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub target: &'static str,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every seed, for every target that has seeds here.
+pub fn all() -> Vec<Seed> {
+    let captures: Vec<(&str, Capture)> = CAPTURES
+        .iter()
+        .map(|stem| (*stem, read_capture(&format!("{stem}.pcap"))))
+        .collect();
+    let mut out = Vec::new();
+    for (stem, cap) in &captures {
+        control_seeds(stem, cap, &mut out);
+        gre_seeds(stem, cap, &mut out);
+    }
+    synthetic_control_seeds(&mut out);
+    config_seeds(&mut out);
+    dedupe(out)
+}
+
+/// Keeps the first of seeds with the same target and bytes.
+fn dedupe(seeds: Vec<Seed>) -> Vec<Seed> {
+    let mut seen = BTreeSet::new();
+    seeds
+        .into_iter()
+        .filter(|s| seen.insert((s.target, s.bytes.clone())))
+        .collect()
+}
+
+fn seed(target: &'static str, name: impl Into<String>, bytes: Vec<u8>) -> Seed {
+    Seed {
+        target,
+        name: name.into(),
+        bytes,
+    }
+}
+
+fn short_name(msg: &ControlMessage) -> &'static str {
+    use message_type::*;
+    match msg.message_type() {
+        SCCRQ => "sccrq",
+        SCCRP => "sccrp",
+        STOP_CCRQ => "stopccrq",
+        STOP_CCRP => "stopccrp",
+        ECHO_REQUEST => "echorq",
+        ECHO_REPLY => "echorp",
+        OCRQ => "ocrq",
+        OCRP => "ocrp",
+        ICRQ => "icrq",
+        ICRP => "icrp",
+        ICCN => "iccn",
+        CCRQ => "ccrq",
+        CDN => "cdn",
+        WEN => "wen",
+        SLI => "sli",
+        _ => "unknown",
+    }
+}
+
+fn messages(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut d = Deframer::new();
+    d.push(stream);
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = d.next_message() {
+        out.push(m);
+    }
+    out
+}
+
+/// New TCP payload from `from` to or from the PPTP port, in capture order, retransmitted
+/// bytes removed, with each segment's timestamp (µs).
+fn segments(cap: &Capture, from: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
+    let mut next: Option<u32> = None;
+    let mut out = Vec::new();
+    for p in &cap.packets {
+        if p.src != from {
+            continue;
+        }
+        let PacketKind::Tcp {
+            src_port,
+            dst_port,
+            seq,
+            payload,
+            ..
+        } = &p.kind
+        else {
+            continue;
+        };
+        if (*src_port != PPTP_PORT && *dst_port != PPTP_PORT) || payload.is_empty() {
+            continue;
+        }
+        let start = next.unwrap_or(*seq);
+        let skip = start.wrapping_sub(*seq) as usize;
+        if (start.wrapping_sub(*seq) as i32) < 0 || skip >= payload.len() {
+            continue; // a gap (cannot happen in these captures) or a pure retransmission
+        }
+        out.push((p.ts_micros, payload[skip..].to_vec()));
+        next = Some(seq.wrapping_add(payload.len() as u32));
+    }
+    out
+}
+
+fn control_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
+    for (dir, from) in [("c2s", CLIENT), ("s2c", SERVER)] {
+        let stream = cap.control_stream(from);
+        for (i, m) in messages(&stream).into_iter().enumerate() {
+            let name = match ControlMessage::parse(&m) {
+                Ok(msg) => short_name(&msg),
+                Err(_) => "bad",
+            };
+            out.push(seed(
+                "pptp_control_roundtrip",
+                format!("{stem}-{dir}-{i:02}-{name}"),
+                m,
+            ));
+        }
+        let mut d = vec![(stream.len() % 251) as u8];
+        d.extend_from_slice(&stream);
+        out.push(seed("pptp_deframer", format!("{stem}-{dir}"), d));
+    }
+
+    let client_msgs: Vec<ControlMessage> = messages(&cap.control_stream(CLIENT))
+        .iter()
+        .filter_map(|m| ControlMessage::parse(m).ok())
+        .collect();
+    let server_msgs: Vec<ControlMessage> = messages(&cap.control_stream(SERVER))
+        .iter()
+        .filter_map(|m| ControlMessage::parse(m).ok())
+        .collect();
+    let server_call_id = server_msgs
+        .iter()
+        .find_map(|m| match m {
+            ControlMessage::Ocrp(o) => Some(o.call_id),
+            _ => None,
+        })
+        .unwrap_or(0x4000);
+    let client_call_id = client_msgs
+        .iter()
+        .find_map(|m| match m {
+            ControlMessage::Ocrq(o) => Some(o.call_id),
+            _ => None,
+        })
+        .unwrap_or(1);
+
+    // Server: the client's bytes as they came off the wire, with the capture's timing; the
+    // daemon accepts the call as pptpd did (same call id).
+    let mut s = ConnScript::new(1);
+    let mut d = Deframer::new();
+    let mut last_ts: Option<u64> = None;
+    for (ts, bytes) in segments(cap, CLIENT) {
+        if let Some(prev) = last_ts {
+            s.advance(Duration::from_micros(ts.saturating_sub(prev)));
+        }
+        last_ts = Some(ts);
+        s.feed(&bytes);
+        d.push(&bytes);
+        while let Ok(Some(m)) = d.next_message() {
+            if let Ok(ControlMessage::Ocrq(_)) = ControlMessage::parse(&m) {
+                s.accept(server_call_id);
+            }
+        }
+    }
+    out.push(seed("pptp_control_server", stem.to_string(), s.finish()));
+    // ... or the daemon stops the connection and the peer never answers.
+    let mut stop = s.clone();
+    stop.stop(1).jump();
+    out.push(seed(
+        "pptp_control_server",
+        format!("{stem}-stop"),
+        stop.finish(),
+    ));
+    // ... or the timers run out: echo, echo timeout.
+    s.jump().jump().jump();
+    out.push(seed(
+        "pptp_control_server",
+        format!("{stem}-timeouts"),
+        s.finish(),
+    ));
+
+    // Client: placed the call before the server answered (pptp-linux does), then the server's
+    // bytes with the capture's timing.
+    let mut c = ConnScript::new(1);
+    c.accept(client_call_id);
+    let mut last_ts: Option<u64> = None;
+    for (ts, bytes) in segments(cap, SERVER) {
+        if let Some(prev) = last_ts {
+            c.advance(Duration::from_micros(ts.saturating_sub(prev)));
+        }
+        last_ts = Some(ts);
+        c.feed(&bytes);
+    }
+    out.push(seed("pptp_control_client", stem.to_string(), c.finish()));
+    let mut clear = c.clone();
+    clear.clear_known(0).jump().jump();
+    out.push(seed(
+        "pptp_control_client",
+        format!("{stem}-clear"),
+        clear.finish(),
+    ));
+}
+
+/// A control message with a valid header and a zero body of the type's defined length (12
+/// bytes of body for unknown types).
+fn zero_message(ctrl_type: u16) -> Vec<u8> {
+    let len = defined_length(ctrl_type).unwrap_or(HEADER_LEN + 12);
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+    m.extend_from_slice(&PPTP_MESSAGE_CONTROL.to_be_bytes());
+    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    m.extend_from_slice(&ctrl_type.to_be_bytes());
+    m.resize(len, 0);
+    m
+}
+
+/// Message types the captures do not have, and scripts that take each machine through every
+/// message it handles (call ids and versions set, other fields zero).
+fn synthetic_control_seeds(out: &mut Vec<Seed>) {
+    for t in 1..=16u16 {
+        out.push(seed(
+            "pptp_control_roundtrip",
+            format!("synthetic-type-{t:02}"),
+            zero_message(t),
+        ));
+    }
+    out.push(seed(
+        "pptp_control_server",
+        "synthetic-all-messages",
+        server_tour(),
+    ));
+    out.push(seed(
+        "pptp_control_client",
+        "synthetic-all-messages",
+        client_tour(),
+    ));
+}
+
+/// Server: start, a call, link info, WAN errors, echoes both ways, an incoming call (refused),
+/// a management message, a second call refused by the daemon, the peer's call clear, the peer's
+/// stop.
+pub fn server_tour() -> Vec<u8> {
+    use message_type::*;
+    let t = |x: u16| x as u8;
+    let mut s = ConnScript::new(2);
+    s.message(t(SCCRQ), &[1, 0])
+        .message(t(OCRQ), &[0x12, 0x34])
+        .accept(0x0042)
+        .message(t(SLI), &[0x00, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff])
+        .message(t(WEN), &[0x00, 0x42, 0, 0, 0, 0, 0, 1])
+        .message(t(ECHO_REQUEST), &[0, 0, 0, 9])
+        .advance(Duration::from_secs(61))
+        .message(t(ECHO_REPLY), &[0, 0, 0, 1, 1])
+        .message(t(ICRQ), &[0x55, 0x55])
+        .message(0x80 | t(SCCRQ), &[1, 0])
+        .message(t(OCRQ), &[0x12, 0x35])
+        .reject(7)
+        .message(t(CCRQ), &[0x12, 0x34])
+        .message(t(STOP_CCRQ), &[1]);
+    s.finish()
+}
+
+/// Client: a call placed before start, start, the call connected, link info, the server's
+/// disconnect, a refused call, our stop and the server's reply.
+pub fn client_tour() -> Vec<u8> {
+    use message_type::*;
+    let t = |x: u16| x as u8;
+    let mut s = ConnScript::new(1);
+    s.accept(7)
+        .message(t(SCCRP), &[1, 0, 1])
+        .message(t(OCRP), &[0, 0x99, 0, 7, 1])
+        .message(t(SLI), &[0, 7])
+        .message(t(WEN), &[0, 7])
+        .message(t(CDN), &[0, 0x99, 3])
+        .accept(8)
+        .message(t(OCRP), &[0, 0x9a, 0, 8, 2])
+        .stop(1)
+        .message(t(STOP_CCRP), &[1]);
+    s.finish()
+}
+
+fn gre_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
+    let gre: Vec<(Ipv4Addr, u64, &[u8])> =
+        cap.gre().map(|(p, b)| (p.src, p.ts_micros, b)).collect();
+    // Header round trip: one packet per direction, header shape and PPP protocol (with the code,
+    // for control protocols): every kind of packet in the captures,
+    // without 60 near-identical MPPE data packets each. The GRE channel scripts below replay
+    // every packet.
+    let mut shapes = BTreeSet::new();
+    for (i, (src, _, b)) in gre.iter().enumerate() {
+        let dir = if *src == CLIENT { "c2s" } else { "s2c" };
+        let (kind, hlen) = match GreHeader::parse(b) {
+            Ok((h, hlen)) => match (h.seq.is_some(), h.ack.is_some()) {
+                (true, true) => ("seq-ack", hlen),
+                (true, false) => ("seq", hlen),
+                (false, true) => ("ack", hlen),
+                (false, false) => ("bare", hlen),
+            },
+            Err(_) => ("bad", 0),
+        };
+        let head = b.get(hlen..).unwrap_or(&[]);
+        if !shapes.insert((dir, kind, ppp_kind(head))) {
+            continue;
+        }
+        out.push(seed(
+            "pptp_gre_header_roundtrip",
+            format!("{stem}-{i:03}-{dir}-{kind}"),
+            b.to_vec(),
+        ));
+    }
+    // The keys: packets to the server carry the server's call id, and the other way round.
+    let key_to = |dst_is_server: bool| {
+        gre.iter()
+            .filter(|(src, _, _)| (*src == CLIENT) == dst_is_server)
+            .find_map(|(_, _, b)| GreHeader::parse(b).ok().map(|(h, _)| h.call_id))
+            .unwrap_or(0)
+    };
+    let (server_id, client_id) = (key_to(true), key_to(false));
+    for (view, local, peer, incoming) in [
+        ("server", server_id, client_id, CLIENT),
+        ("client", client_id, server_id, SERVER),
+    ] {
+        let mut s = GreScript::new(local, peer, 64, 15);
+        let mut last_ts: Option<u64> = None;
+        for (src, ts, b) in &gre {
+            if let Some(prev) = last_ts {
+                let ms = ts.saturating_sub(prev) / 1000;
+                s.advance(u16::try_from(ms).unwrap_or(u16::MAX));
+            }
+            last_ts = Some(*ts);
+            if *src == incoming {
+                s.recv_raw(b);
+            } else {
+                let payload = GreHeader::parse(b).map_or(0, |(h, _)| h.payload_len);
+                s.send(u8::try_from(payload).unwrap_or(u8::MAX));
+            }
+        }
+        s.jump().peer_ack_all();
+        out.push(seed(
+            "pptp_gre_channel",
+            format!("{stem}-{view}"),
+            s.finish(),
+        ));
+    }
+}
+
+/// What kind of PPP frame `frame` is: its protocol field (after an optional FF 03, one byte
+/// when compressed) and, for control protocols (0x8000 and up), the code byte.
+fn ppp_kind(frame: &[u8]) -> Vec<u8> {
+    let f = frame.strip_prefix(&[0xff, 0x03]).unwrap_or(frame);
+    match f {
+        [p, ..] if p & 1 == 1 => vec![*p],
+        [p0, p1, code, ..] if p0 & 0x80 != 0 => vec![*p0, *p1, *code],
+        [p0, p1, ..] => vec![*p0, *p1],
+        other => other.to_vec(),
+    }
+}
+
+/// The seed's files as shared/realpeer/check-pptp.sh writes them.
+const SEED_PPTPD_CONF: &str =
+    "option /etc/ppp/options.pptpd\nlocalip 192.168.0.1\nremoteip 192.168.0.100-200\n";
+const SEED_OPTIONS: &str = "name pptpd
+refuse-pap
+refuse-chap
+refuse-mschap
+require-mschap-v2
+require-mppe-128
+ms-dns 8.8.8.8
+ms-dns 8.8.4.4
+proxyarp
+nodefaultroute
+lock
+nobsdcomp
+novj
+novjccomp
+nologfd
+";
+const SEED_SECRETS: &str = "# client\tserver\tsecret\t\tIP addresses\nuser1\tpptpd\tpassword1\t*\n";
+
+fn config_seeds(out: &mut Vec<Seed>) {
+    let conf: &[(&str, &str)] = &[
+        ("seed", SEED_PPTPD_CONF),
+        (
+            "all-directives",
+            "# every directive once\noption options.pptpd\nlocalip 10.0.0.1,10.0.0.2-3\nremoteip 10.0.1.10-12\nlisten 192.0.2.1\nstimeout 30\nconnections 3\ndebug\nlogwtmp\nbcrelay eth1\nnoipparam\npidfile /run/pptpd.pid\nspeed 115200\nppp /usr/sbin/pppd\n",
+        ),
+        ("delegate", "delegate\nconnections 5\r\nlocalip 10.0.0.1\n"),
+        ("defaults", "# nothing but comments\n\n"),
+        ("duplicate", "localip 10.0.0.1\nlocalip 10.0.0.2\nremoteip 10.0.0.3-5\nremoteip 10.0.0.1\n"),
+        ("range-second-octet", "localip 10.0.0.1\nremoteip 10.1-3.0.9\nconnections 0\n"),
+        ("indented", "localip 10.0.0.1\n  remoteip 10.0.0.5\n"),
+        ("vrf", "vrf blue\n"),
+    ];
+    for (name, text) in conf {
+        out.push(seed("config_pptpd_conf", *name, text.as_bytes().to_vec()));
+    }
+
+    let opts: &[(&str, String)] = &[
+        ("seed", SEED_OPTIONS.to_owned()),
+        (
+            "include",
+            "name pptpd\nfile /etc/ppp/inc1\nms-dns 10.0.0.53\0require-mschap-v2\nfile inc2\0require-mppe-40\nmppe-stateful\n"
+                .to_owned(),
+        ),
+        ("include-loop", "file /etc/ppp/inc1\0file /etc/ppp/inc1\n".to_owned()),
+        (
+            "lcp-ipcp-timers",
+            "mtu 1400 mru 1400 asyncmap 0xa0000 noaccomp nopcomp nomagic\nlcp-echo-interval 30 lcp-echo-failure 4 lcp-echo-adaptive\nlcp-restart 2 lcp-max-configure 5 lcp-max-terminate 3 lcp-max-failure 4\nipcp-restart 2 ipcp-max-configure 5 ipcp-max-failure 3\nchap-restart 2 chap-max-challenge 4 chap-interval 60 chapms-strip-domain\npap-restart 2 pap-max-authreq 3 pap-timeout 20\nidle 600 maxconnect 3600 10.0.0.1:10.0.0.2\n"
+                .to_owned(),
+        ),
+        (
+            "quoting",
+            "name \"pptp server\"  # comment\nuser 'DOMAIN\\\\bob' password p\\x41ss\\sword\nremotename r\\\n2\nms-wins 10.0.0.9 ms-wins 10.0.0.10\n"
+                .to_owned(),
+        ),
+        (
+            "old-mppe-form",
+            "require-chap\nmppe required,stateless,no40,no56\n+mschap-v2\n-pap\nusepeerdns defaultroute\n".to_owned(),
+        ),
+        ("noccp-conflict", "noccp\n".to_owned()),
+        ("nomppe", "nomppe\nrequire-pap\nnoccp\n".to_owned()),
+        ("refused", "noauth\nplugin foo.so\n".to_owned()),
+    ];
+    for (name, text) in opts {
+        out.push(seed("config_ppp_options", *name, text.as_bytes().to_vec()));
+    }
+
+    let secrets: &[(&str, &str)] = &[
+        ("seed", SEED_SECRETS),
+        (
+            "seed-lookups",
+            "user1 pptpd password1 *\n\0\0\0user1 pptpd\nuser2 pptpd\nuser1 other\n",
+        ),
+        (
+            "precedence",
+            "*      *      wild-wild      *\nuser1  *      exact-wild     *\n*      pptpd  wild-exact     10.0.0.0/24 !10.0.0.7\nuser1  pptpd  exact-exact    10.0.0.5\n\0\0\0user1 pptpd\nbob pptpd\nbob other\n",
+        ),
+        (
+            "addresses",
+            "alice pptpd s1 10.0.0.5 10.0.1.0/24 !10.0.1.1 127.0.0.1 -\nbob pptpd s2 -\ncarol pptpd s3\n\"dave smith\" * \"a b\" *\n",
+        ),
+        (
+            "indirect",
+            "erin pptpd @/etc/ppp/inc1 *\nfrank pptpd @/etc/ppp/missing *\n\0erins-secret\n",
+        ),
+    ];
+    for (name, text) in secrets {
+        out.push(seed("config_chap_secrets", *name, text.as_bytes().to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pptp::{gre_channel_stats, pptp_control_events};
+    use virtgate_pptp::{CloseReason, ControlEvent, Role};
+
+    fn seed_bytes(target: &str, name: &str) -> Vec<u8> {
+        all()
+            .into_iter()
+            .find(|s| s.target == target && s.name == name)
+            .unwrap_or_else(|| panic!("no seed {target}/{name}"))
+            .bytes
+    }
+
+    fn kinds(evs: &[ControlEvent]) -> Vec<String> {
+        evs.iter()
+            .map(|e| {
+                format!("{e:?}")
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn capture_scripts_set_up_the_call_like_the_real_server() {
+        for stem in CAPTURES {
+            let ev = pptp_control_events(Role::Server, &seed_bytes("pptp_control_server", stem));
+            assert_eq!(
+                kinds(&ev[..3]),
+                ["Established", "CallRequest", "CallEstablished"],
+                "{stem}"
+            );
+            let ev = pptp_control_events(Role::Client, &seed_bytes("pptp_control_client", stem));
+            assert_eq!(kinds(&ev), ["Established", "CallEstablished"], "{stem}");
+            let ev = pptp_control_events(
+                Role::Server,
+                &seed_bytes("pptp_control_server", &format!("{stem}-timeouts")),
+            );
+            assert_eq!(
+                ev.last(),
+                Some(&ControlEvent::Closed {
+                    reason: CloseReason::EchoTimeout
+                })
+            );
+            let ev = pptp_control_events(
+                Role::Server,
+                &seed_bytes("pptp_control_server", &format!("{stem}-stop")),
+            );
+            assert_eq!(
+                ev.last(),
+                Some(&ControlEvent::Closed {
+                    reason: CloseReason::LocalStop {
+                        acknowledged: false
+                    }
+                })
+            );
+        }
+        // The client in bad-password hangs up (CCRQ): the server reports it.
+        let ev = pptp_control_events(
+            Role::Server,
+            &seed_bytes("pptp_control_server", "bad-password"),
+        );
+        assert_eq!(
+            kinds(&ev),
+            [
+                "Established",
+                "CallRequest",
+                "CallEstablished",
+                "CallCleared"
+            ]
+        );
+    }
+
+    #[test]
+    fn tours_reach_every_event() {
+        let ev = pptp_control_events(Role::Server, &server_tour());
+        assert_eq!(
+            kinds(&ev),
+            [
+                "Established",
+                "CallRequest",
+                "CallEstablished",
+                "SetLinkInfo",
+                "WanErrorNotify",
+                "CallRequest",
+                "CallCleared",
+                "Closed"
+            ]
+        );
+        let ev = pptp_control_events(Role::Client, &client_tour());
+        assert_eq!(
+            kinds(&ev),
+            [
+                "Established",
+                "CallEstablished",
+                "SetLinkInfo",
+                "WanErrorNotify",
+                "CallCleared",
+                "CallRejected",
+                "Closed"
+            ]
+        );
+        assert_eq!(
+            ev.last(),
+            Some(&ControlEvent::Closed {
+                reason: CloseReason::LocalStop { acknowledged: true }
+            })
+        );
+    }
+
+    #[test]
+    fn gre_scripts_replay_every_packet_in_order() {
+        for stem in CAPTURES {
+            let cap = read_capture(&format!("{stem}.pcap"));
+            let to_server = cap.gre().filter(|(p, _)| p.src == CLIENT).count() as u64;
+            let st = gre_channel_stats(&seed_bytes("pptp_gre_channel", &format!("{stem}-server")))
+                .unwrap();
+            // Every packet from the client is data or ack-only, none is late or lost (plus
+            // the script's final ack-only packet).
+            assert_eq!(st.rx_packets + st.rx_ack_only, to_server + 1, "{stem}");
+            assert_eq!(
+                (st.rx_duplicate, st.rx_late, st.rx_gaps, st.rx_wrong_call_id),
+                (0, 0, 0, 0)
+            );
+            assert!(
+                st.tx_packets > 0 && st.tx_acks_piggybacked > 0,
+                "{stem}: {st:?}"
+            );
+        }
+    }
+}
