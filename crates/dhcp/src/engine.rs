@@ -155,8 +155,9 @@ enum State {
     /// Leased; `expires: None` is an infinite lease.
     Bound { expires: Option<Instant> },
     /// Expired, released or an offer never taken: the address is free, but remembered as this
-    /// client's so it gets it back if nobody else took it meanwhile.
-    Free { since: Instant },
+    /// client's so it gets it back if nobody else took it meanwhile. `was_bound`: it was a lease
+    /// (the "previous binding" of RFC 2131 §4.3.1), not just an offer.
+    Free { since: Instant, was_bound: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -267,12 +268,18 @@ impl LeaseEngine {
         for (ip, rec) in self.records.iter_mut() {
             match rec.state {
                 State::Offered { until } if until <= now => {
-                    rec.state = State::Free { since: until };
+                    rec.state = State::Free {
+                        since: until,
+                        was_bound: false,
+                    };
                 }
                 State::Bound {
                     expires: Some(expires),
                 } if expires <= now => {
-                    rec.state = State::Free { since: expires };
+                    rec.state = State::Free {
+                        since: expires,
+                        was_bound: true,
+                    };
                     self.events.push_back(LeaseEvent::Expired {
                         mac: rec.mac,
                         ip: *ip,
@@ -434,17 +441,30 @@ impl LeaseEngine {
         Ok(())
     }
 
-    /// The client's record (any state), preferring a bound one.
-    fn find_client(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
+    /// The client's record: its binding (current, else previous) if `bindings`, else an
+    /// outstanding or lapsed offer.
+    fn find_client(&self, c: &Client<'_>, bindings: bool) -> Option<Ipv4Addr> {
         let mut best: Option<(Ipv4Addr, u8)> = None;
         for (ip, rec) in &self.records {
             if !c.owns(rec) {
                 continue;
             }
-            let rank = match rec.state {
-                State::Bound { .. } => 3,
-                State::Offered { .. } => 2,
-                State::Free { .. } => 1,
+            let rank = match (rec.state, bindings) {
+                (State::Bound { .. }, true) => 2,
+                (
+                    State::Free {
+                        was_bound: true, ..
+                    },
+                    true,
+                ) => 1,
+                (State::Offered { .. }, false) => 2,
+                (
+                    State::Free {
+                        was_bound: false, ..
+                    },
+                    false,
+                ) => 1,
+                _ => continue,
             };
             if best.is_none_or(|(_, r)| rank > r) {
                 best = Some((*ip, rank));
@@ -478,20 +498,26 @@ impl LeaseEngine {
     }
 
     /// Choose an address to offer (RFC 2131 §4.3.1, in its order of preference): the client's
-    /// reservation, its current or previous address, the address it asks for, then a new one.
+    /// reservation, its current or previous binding, the address it asks for, then a new one.
     fn choose_address(&self, req: &Request, c: &Client<'_>, now: Instant) -> Option<Ipv4Addr> {
         if let Some(h) = self.static_for(c.mac) {
             if self.check_available(h.ip, c, now).is_ok() {
                 return Some(h.ip);
             }
         }
-        if let Some(ip) = self.find_client(c) {
+        if let Some(ip) = self.find_client(c, true) {
             if self.check_available(ip, c, now).is_ok() {
                 return Some(ip);
             }
         }
         if let Some(ip) = req.requested_ip {
             if self.in_pool(ip) && self.check_available(ip, c, now).is_ok() {
+                return Some(ip);
+            }
+        }
+        // Not in RFC 2131's list, for stability: what we offered it last time.
+        if let Some(ip) = self.find_client(c, false) {
+            if self.check_available(ip, c, now).is_ok() {
                 return Some(ip);
             }
         }
@@ -518,7 +544,7 @@ impl LeaseEngine {
         self.records
             .iter()
             .filter_map(|(ip, rec)| match rec.state {
-                State::Free { since } => Some((since, *ip)),
+                State::Free { since, .. } => Some((since, *ip)),
                 _ => None,
             })
             .filter(|&(_, ip)| {
@@ -814,7 +840,10 @@ impl LeaseEngine {
         let ip = req.ciaddr();
         match self.records.get_mut(&ip) {
             Some(rec) if c.owns(rec) && matches!(rec.state, State::Bound { .. }) => {
-                rec.state = State::Free { since: now };
+                rec.state = State::Free {
+                    since: now,
+                    was_bound: true,
+                };
                 self.events.push_back(LeaseEvent::Released {
                     mac: rec.mac,
                     ip,
