@@ -241,6 +241,12 @@ impl Config {
                 return Err(ConfigError::DuplicateHostIp(h.ip));
             }
             check_lease(h.lease)?;
+            if let Some(n) = &h.name {
+                // One token of printable ASCII: it goes into DNS and the leases file's columns.
+                if n.is_empty() || n.len() > 253 || n.bytes().any(|b| b <= b' ' || b > b'~') {
+                    return Err(ConfigError::BadHostName(n.clone()));
+                }
+            }
         }
         check_lease(Some(self.default_lease))?;
         if let Some(d) = &self.domain {
@@ -286,6 +292,8 @@ pub enum ConfigError {
     DuplicateHostMac(MacAddr),
     #[error("DHCP host address {0} is reserved twice")]
     DuplicateHostIp(Ipv4Addr),
+    #[error("DHCP host name {0:?} is not a printable DNS name")]
+    BadHostName(String),
     #[error("a finite lease time must be at least one second")]
     ZeroLease,
     #[error("domain name {0:?} is not a printable DNS name")]
@@ -372,6 +380,10 @@ mod tests {
         let mut c = libvirt_default();
         c.prefix_len = 31;
         assert_eq!(c.validate(), Err(ConfigError::BadPrefix(31)));
+
+        let mut c = libvirt_default();
+        c.hosts[0].name = Some("two words".into());
+        assert!(matches!(c.validate(), Err(ConfigError::BadHostName(_))));
 
         let mut c = libvirt_default();
         c.mtu = Some(67);

@@ -697,7 +697,7 @@ impl LeaseEngine {
         } else if let Some(ip) = req.requested_ip.filter(|_| ciaddr == Ipv4Addr::UNSPECIFIED) {
             // INIT-REBOOT.
             match self.find_bound(&c) {
-                Some(cur) if cur != ip => return Some(self.nak(req, Refusal::WrongAddress)),
+                Some(cur) if cur != ip => return self.nak(req, Refusal::WrongAddress),
                 Some(_) => {}
                 None if !self.cfg.authoritative => {
                     // RFC 2131 §4.3.2: "MUST remain silent" without a record of the client.
@@ -721,7 +721,7 @@ impl LeaseEngine {
                     self.stats.ignored += 1;
                     return None;
                 }
-                return Some(self.nak(req, Refusal::LeaseNotFound));
+                return self.nak(req, Refusal::LeaseNotFound);
             }
             (ciaddr, false)
         } else {
@@ -730,14 +730,14 @@ impl LeaseEngine {
         };
 
         if let Err(why) = self.check_available(ip, &c, now) {
-            return Some(self.nak(req, why));
+            return self.nak(req, why);
         }
         // A reservation added since the client got its dynamic lease: make it DISCOVER again so
         // it gets the reserved address (in SELECTING we offered what it asks for).
         if !selecting {
             if let Some(h) = self.static_for(req.mac) {
                 if h.ip != ip && self.check_available(h.ip, &c, now).is_ok() {
-                    return Some(self.nak(req, Refusal::StaticAvailable));
+                    return self.nak(req, Refusal::StaticAvailable);
                 }
             }
         }
@@ -896,7 +896,7 @@ impl LeaseEngine {
     // ---- replies -------------------------------------------------------------------------
 
     /// A DHCPNAK: broadcast, since giaddr is zero (RFC 2131 §4.1), with ciaddr/yiaddr zero.
-    fn nak(&self, req: &Request, why: Refusal) -> Reply {
+    fn nak(&self, req: &Request, why: Refusal) -> Option<Reply> {
         let opts = vec![
             DhcpOption::MessageType(MessageType::Nak),
             DhcpOption::ServerIdentifier(self.cfg.server),
@@ -910,13 +910,12 @@ impl LeaseEngine {
             Ipv4Addr::UNSPECIFIED,
             true,
             &opts,
-        )
-        .unwrap_or_default();
-        Reply {
+        )?;
+        Some(Reply {
             bytes,
             to: Destination::Broadcast,
             msg_type: MessageType::Nak,
-        }
+        })
     }
 
     /// DHCPOFFER/DHCPACK for `ip` (RFC 2131 §4.3.1 Table 3), sent per §4.1: to ciaddr if set,

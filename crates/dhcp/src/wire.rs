@@ -71,6 +71,8 @@ pub struct Request {
     pub prl: Option<Vec<u8>>,
     /// Option 51 in a DISCOVER/REQUEST: the lease time the client asks for.
     pub requested_lease: Option<u32>,
+    /// Option 57: the largest DHCP message (IP datagram) the client accepts.
+    pub max_message_size: Option<u16>,
 }
 
 impl Request {
@@ -84,6 +86,13 @@ impl Request {
 
     pub fn broadcast_flag(&self) -> bool {
         self.header.flags().broadcast()
+    }
+
+    /// The most DHCP payload a reply to this client may carry: 576-octet datagrams are what every
+    /// client takes (RFC 2131 §2), more if it said so in option 57 (RFC 2132 §9.10), less never.
+    pub fn max_reply_len(&self) -> usize {
+        const IP_UDP_HEADERS: usize = 28;
+        usize::from(self.max_message_size.unwrap_or(576).max(576)) - IP_UDP_HEADERS
     }
 
     /// Whether the client asked for option `code` (no list at all means "send everything", as in
@@ -163,8 +172,13 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, ParseError> {
         Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
         _ => None,
     };
+    let max_message_size = match opts.get(&57).map(Vec::as_slice) {
+        Some(&[a, b]) => Some(u16::from_be_bytes([a, b])),
+        _ => None,
+    };
     Ok(Request {
         header,
+        max_message_size,
         msg_type,
         mac: MacAddr(mac),
         client_id,
@@ -239,7 +253,9 @@ pub struct Reply {
 }
 
 /// Encode a BOOTREPLY answering `req` (RFC 2131 §4.3, Table 3 for the fixed fields), with the
-/// options in the order given. dhcproto encodes the header and each option; the order is ours
+/// options in the order given; if the reply would exceed what the client accepts
+/// ([`Request::max_reply_len`]), options are dropped from the end (the order puts host name,
+/// domain and MTU last). dhcproto encodes the header and each option; the order is ours
 /// (dhcproto's option map would sort by code): message type first, then server id, lease times,
 /// then parameters, the order dnsmasq uses, which some small clients rely on.
 pub(crate) fn encode_reply(
@@ -270,13 +286,21 @@ pub(crate) fn encode_reply(
     }
     msg.set_flags(flags);
     let mut buf = Vec::with_capacity(MIN_REPLY_LEN);
-    let mut e = Encoder::new(&mut buf);
-    // With no options dhcproto writes the header and the magic cookie only.
-    msg.encode(&mut e).ok()?;
-    for o in options {
-        o.encode(&mut e).ok()?;
+    let mut keep = options.len();
+    loop {
+        buf.clear();
+        let mut e = Encoder::new(&mut buf);
+        // With no options dhcproto writes the header and the magic cookie only.
+        msg.encode(&mut e).ok()?;
+        for o in &options[..keep] {
+            o.encode(&mut e).ok()?;
+        }
+        DhcpOption::End.encode(&mut e).ok()?;
+        if buf.len() <= req.max_reply_len() || keep <= 3 {
+            break;
+        }
+        keep -= 1;
     }
-    DhcpOption::End.encode(&mut e).ok()?;
     if buf.len() < MIN_REPLY_LEN {
         // Pad after End to the BOOTP minimum (RFC 2131 §4.1 allows it; dnsmasq does the same).
         buf.resize(MIN_REPLY_LEN, 0);

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use virtgate_dhcp::dhcproto::v4::{DhcpOption, MessageType, OptionCode};
+use virtgate_dhcp::dhcproto::Decodable;
 use virtgate_dhcp::{
     Config, Destination, LeaseEngine, LeaseEvent, LeaseFileError, LeaseTime, MacAddr, Range,
     StaticHost,
@@ -1028,4 +1029,39 @@ fn timers() {
         ),
         "{ev:?}"
     );
+}
+
+#[test]
+fn replies_fit_what_the_client_accepts() {
+    let mut c = libvirt_default();
+    c.domain = Some(format!("{}.lan", "d".repeat(246)));
+    let mut net = Net::new(c);
+    let long = "h".repeat(63);
+    let mut g = Guest::dhclient([0x52, 0x54, 0, 9, 9, 9], &long);
+    g.prl = PRL_BUILTIN.to_vec();
+    let x = net.dora(&mut g);
+
+    // 576-octet datagrams by default (RFC 2131 §2): the host name, last in order, is dropped.
+    let r = net.send(&g.request_init_reboot(x)).unwrap();
+    assert!(r.bytes.len() <= 548, "{}", r.bytes.len());
+    assert_eq!(
+        wire_option_order(&r.bytes),
+        vec![53, 54, 51, 58, 59, 1, 28, 3, 6, 15]
+    );
+
+    // A client announcing a larger maximum (option 57) gets everything.
+    let mut m = virtgate_dhcp::parse_request(&g.request_init_reboot(x))
+        .unwrap()
+        .header;
+    let full = virtgate_dhcp::dhcproto::v4::Message::from_bytes(&g.request_init_reboot(x)).unwrap();
+    for (_, o) in full.opts().iter() {
+        m.opts_mut().insert(o.clone());
+    }
+    m.opts_mut().insert(DhcpOption::MaxMessageSize(1500));
+    let r = net.send(&encode(&m)).unwrap();
+    assert_eq!(
+        wire_option_order(&r.bytes),
+        vec![53, 54, 51, 58, 59, 1, 28, 3, 6, 15, 12]
+    );
+    assert_eq!(hostname_opt(&decode(&r)), Some(long));
 }
