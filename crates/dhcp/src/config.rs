@@ -249,6 +249,11 @@ impl Config {
             }
         }
         check_lease(Some(self.default_lease))?;
+        // Bounded so `Instant + hold` cannot overflow; a day is already far beyond any use.
+        const DAY: Duration = Duration::from_secs(86_400);
+        if self.offer_hold > DAY || self.decline_hold > DAY {
+            return Err(ConfigError::HoldTooLong);
+        }
         if let Some(d) = &self.domain {
             if d.is_empty() || d.len() > 253 || d.bytes().any(|b| b <= b' ' || b > b'~') {
                 return Err(ConfigError::BadDomain(d.clone()));
@@ -294,6 +299,8 @@ pub enum ConfigError {
     DuplicateHostIp(Ipv4Addr),
     #[error("DHCP host name {0:?} is not a printable DNS name")]
     BadHostName(String),
+    #[error("offer and decline hold times are limited to one day")]
+    HoldTooLong,
     #[error("a finite lease time must be at least one second")]
     ZeroLease,
     #[error("domain name {0:?} is not a printable DNS name")]
@@ -388,6 +395,10 @@ mod tests {
         let mut c = libvirt_default();
         c.mtu = Some(67);
         assert_eq!(c.validate(), Err(ConfigError::BadMtu(67)));
+
+        let mut c = libvirt_default();
+        c.decline_hold = Duration::from_secs(86_401);
+        assert_eq!(c.validate(), Err(ConfigError::HoldTooLong));
 
         let mut c = libvirt_default();
         c.default_lease = LeaseTime::Finite(Duration::ZERO);
