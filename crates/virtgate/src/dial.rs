@@ -115,7 +115,13 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                 }
                 ControlEvent::CallRejected { result, .. } => {
                     failure.get_or_insert(DialError::CallRejected(result));
-                    phase = hang_up(now, &mut ctrl, &mut link, call_open, &phase);
+                    phase = hang_up(
+                        now,
+                        &mut ctrl,
+                        &mut link,
+                        call_open.then_some(local_call_id),
+                        &phase,
+                    );
                     call_open = false;
                 }
                 ControlEvent::CallCleared { reason, .. } => {
@@ -124,7 +130,7 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                         failure.get_or_insert(DialError::LinkDown(format!(
                             "the server cleared the call ({reason:?})"
                         )));
-                        phase = hang_up(now, &mut ctrl, &mut link, false, &phase);
+                        phase = hang_up(now, &mut ctrl, &mut link, None, &phase);
                     }
                 }
                 ControlEvent::Closed { reason } => {
@@ -213,7 +219,13 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
             if now >= p {
                 if let Phase::Dialing = phase {
                     failure.get_or_insert(DialError::Timeout(DIAL_TIMEOUT.as_secs()));
-                    phase = hang_up(now, &mut ctrl, &mut link, call_open, &phase);
+                    phase = hang_up(
+                        now,
+                        &mut ctrl,
+                        &mut link,
+                        call_open.then_some(local_call_id),
+                        &phase,
+                    );
                     call_open = false;
                     continue;
                 }
@@ -225,12 +237,12 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
         tokio::select! {
             _ = sigterm.recv() => {
                 tracing::info!("SIGTERM: hanging up");
-                phase = hang_up(Instant::now(), &mut ctrl, &mut link, call_open, &phase);
+                phase = hang_up(Instant::now(), &mut ctrl, &mut link, call_open.then_some(local_call_id), &phase);
                 call_open = false;
             }
             _ = sigint.recv() => {
                 tracing::info!("SIGINT: hanging up");
-                phase = hang_up(Instant::now(), &mut ctrl, &mut link, call_open, &phase);
+                phase = hang_up(Instant::now(), &mut ctrl, &mut link, call_open.then_some(local_call_id), &phase);
                 call_open = false;
             }
             r = stream.read(&mut rd_buf), if tcp_open => match r {
@@ -324,7 +336,7 @@ fn hang_up(
     now: Instant,
     ctrl: &mut ControlConnection,
     link: &mut Option<Link>,
-    call_open: bool,
+    call: Option<u16>,
     phase: &Phase,
 ) -> Phase {
     if let Phase::HangingUp(t) = phase {
@@ -333,8 +345,8 @@ fn hang_up(
     match link.as_mut() {
         Some(l) => l.session.close(now, "user request"),
         None => {
-            if call_open {
-                ctrl.clear_call(now, 0);
+            if let Some(id) = call {
+                ctrl.clear_call(now, id);
             }
             ctrl.stop(now, settings::stop_reason_shutdown());
         }

@@ -24,6 +24,8 @@ pub enum DaemonError {
     },
     #[error("cannot talk to the kernel over netlink: {0} — run as root (CAP_NET_ADMIN)")]
     Netlink(#[source] std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
     #[error("firewall: {0}")]

@@ -83,6 +83,17 @@ pub fn start(s: &Settings, uplink_arg: Option<&str>) -> Result<Active, DaemonErr
     }
 }
 
+/// `--no-firewall`: a table an earlier run left (it crashed) is removed, nothing else is touched.
+pub fn remove_leftover() {
+    let cfg = FirewallConfig {
+        enabled: false,
+        uplink: None,
+    };
+    if let Err(e) = Firewall::start(&cfg, &Nft::new(), &Ruleset::new(Vec::new())) {
+        tracing::warn!("removing a leftover virtgate table: {e}");
+    }
+}
+
 /// `virtgate firewall show`: exactly the script `start` would apply.
 pub fn show(s: &Settings, uplink_arg: Option<&str>) -> Result<String, DaemonError> {
     match ruleset(s, uplink_arg)? {

@@ -46,6 +46,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             rt.block_on(async move {
                 let firewall = if args.no_firewall {
                     tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
+                    fw::remove_leftover();
                     None
                 } else {
                     Some(fw::start(&loaded, args.config.uplink.as_deref())?)
@@ -69,11 +70,12 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
-    // One worker thread: the engine is a single task; the TCP reader/writer tasks are light.
+    // One thread: the engine is a single task and owns all state; the TCP reader/writer tasks
+    // are light. Sharding (issue 8) would run one engine per worker thread.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(DaemonError::Signal)
+        .map_err(DaemonError::Runtime)
 }
 
 fn init_logging(level: Option<&str>) {
@@ -85,6 +87,7 @@ fn init_logging(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -371,3 +371,158 @@ pub fn mppe_name(m: Option<MppeMode>) -> String {
 pub fn stop_reason_shutdown() -> virtgate_pptp::control::StopReason {
     virtgate_pptp::control::StopReason::LocalShutdown
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn settings(conf: &str, opts: &str, secrets: &str) -> Settings {
+        let args = ConfigArgs {
+            pptpd_conf: PathBuf::from("pptpd.conf"),
+            chap_secrets: PathBuf::from("chap-secrets"),
+            tun: "vgtest0".into(),
+            uplink: None,
+        };
+        let conf = PptpdConf::parse(conf, "pptpd.conf").unwrap().value;
+        let ppp = PppOptions::parse(opts, "options").unwrap().value;
+        let secrets = ChapSecrets::parse(secrets, "chap-secrets").unwrap().value;
+        Settings::new(&args, &conf, ppp, secrets).unwrap()
+    }
+
+    const SEED_CONF: &str = "localip 192.168.0.1\nremoteip 192.168.0.100-200\n";
+    const SEED_OPTS: &str = "name pptpd\nrefuse-pap\nrefuse-chap\nrefuse-mschap\n\
+        require-mschap-v2\nrequire-mppe-128\nms-dns 8.8.8.8\nms-dns 8.8.4.4\n";
+
+    #[test]
+    fn seed_values() {
+        let s = settings(SEED_CONF, SEED_OPTS, "user1 pptpd password1 *\n");
+        assert_eq!(s.local_ip, Ipv4Addr::new(192, 168, 0, 1));
+        assert_eq!(s.pool.len(), 101);
+        assert_eq!(s.mtu, 1496, "pppd's 1500 minus MPPE_PAD");
+        assert_eq!(s.mss, 1356);
+        assert_eq!(s.connections, 100);
+        assert_eq!(s.our_name, "pptpd");
+        let c = s.server_session_config();
+        assert_eq!(c.role, Role::Server);
+        assert_eq!(c.our_name, "pptpd");
+        assert_eq!(c.auth.methods, vec![AuthMethod::MsChapV2]);
+        assert!(c.mppe.required && c.mppe.allow_128 && !c.mppe.allow_40);
+        assert!(!c.mppe.allow_stateful);
+        assert_eq!(c.ipcp.local, s.local_ip);
+        assert_eq!(
+            c.ipcp.dns,
+            [
+                Some(Ipv4Addr::new(8, 8, 8, 8)),
+                Some(Ipv4Addr::new(8, 8, 4, 4))
+            ]
+        );
+        assert_eq!(c.ipcp.wins, [None, None]);
+    }
+
+    #[test]
+    fn mtu_and_mru_set_the_tun_mtu_and_the_clamp() {
+        let s = settings(SEED_CONF, &format!("{SEED_OPTS}mtu 1400\n"), "");
+        assert_eq!((s.mtu, s.mss), (1396, 1360));
+        let s = settings(SEED_CONF, &format!("{SEED_OPTS}mru 1300\n"), "");
+        assert_eq!((s.mtu, s.mss), (1496, 1260));
+        let s = settings(SEED_CONF, &format!("{SEED_OPTS}mtu 1400\nmru 1380\n"), "");
+        assert_eq!(s.mss, 1340);
+        // No MPPE: no pad.
+        let s = settings(SEED_CONF, "name pptpd\nrequire-chap\nnomppe\n", "");
+        assert_eq!(s.mtu, 1500);
+        assert!(!s.server_session_config().mppe.required);
+    }
+
+    #[test]
+    fn secrets_are_looked_up_for_our_name_with_pinned_addresses() {
+        let s = settings(
+            SEED_CONF,
+            SEED_OPTS,
+            "user1 pptpd password1 *\n\
+             user2 otherserver secret2 *\n\
+             user3 * secret3 192.168.0.150\n\
+             user4 pptpd secret4 -\n",
+        );
+        assert_eq!(s.secret_for("user1").as_deref(), Some("password1"));
+        assert_eq!(s.secret_for("user2"), None, "line for another server");
+        assert_eq!(s.secret_for("nobody"), None);
+        assert_eq!(s.secret_for("user3").as_deref(), Some("secret3"));
+        assert_eq!(
+            s.pinned_address("user3"),
+            Some(Ipv4Addr::new(192, 168, 0, 150))
+        );
+        assert_eq!(s.pinned_address("user1"), None);
+        assert!(s.permits("user1", Ipv4Addr::new(192, 168, 0, 100)));
+        assert!(!s.permits("user3", Ipv4Addr::new(192, 168, 0, 100)));
+        assert_eq!(
+            s.secret_for("user4"),
+            None,
+            "'-' allows no address: pppd refuses"
+        );
+    }
+
+    #[test]
+    fn strip_domain_drops_a_windows_domain_prefix() {
+        let s = settings(
+            SEED_CONF,
+            &format!("{SEED_OPTS}chapms-strip-domain\n"),
+            "user1 pptpd password1 *\n",
+        );
+        assert_eq!(s.secret_for("CORP\\user1").as_deref(), Some("password1"));
+        let s = settings(SEED_CONF, SEED_OPTS, "user1 pptpd password1 *\n");
+        assert_eq!(s.secret_for("CORP\\user1"), None);
+    }
+
+    #[test]
+    fn firewall_pool_includes_pinned_addresses_outside_remoteip() {
+        let s = settings(
+            "localip 10.0.0.1\nremoteip 10.0.0.10-11\n",
+            SEED_OPTS,
+            "a pptpd x 10.0.0.11\nb pptpd y 10.9.9.9\n",
+        );
+        assert_eq!(
+            s.firewall_pool(),
+            vec![
+                Ipv4Addr::new(10, 0, 0, 10),
+                Ipv4Addr::new(10, 0, 0, 11),
+                Ipv4Addr::new(10, 9, 9, 9)
+            ]
+        );
+    }
+
+    #[test]
+    fn mppe_names_as_dial_prints_them() {
+        let m = |k, s| {
+            Some(MppeMode {
+                key_length: k,
+                stateless: s,
+            })
+        };
+        assert_eq!(mppe_name(m(KeyLength::Bits128, true)), "128-stateless");
+        assert_eq!(mppe_name(m(KeyLength::Bits40, false)), "40-stateful");
+        assert_eq!(mppe_name(None), "none");
+    }
+
+    #[test]
+    fn dial_policies_follow_the_flags() {
+        let a = DialArgs {
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            user: "u".into(),
+            password: "p".into(),
+            tun: "t".into(),
+            mppe: MppeArg::Refuse,
+            auth: AuthArg::Chap,
+        };
+        let c = client_session_config(&a);
+        assert_eq!(c.auth.methods, vec![AuthMethod::ChapMd5]);
+        assert!(!c.mppe.any_allowed());
+        assert!(matches!(c.role, Role::Client { ref user, .. } if user == "u"));
+        let c = client_session_config(&DialArgs {
+            mppe: MppeArg::Require,
+            auth: AuthArg::Mschapv2,
+            ..a
+        });
+        assert!(c.mppe.required && c.mppe.allow_128 && !c.mppe.allow_40);
+    }
+}
