@@ -415,6 +415,21 @@ fn uplink_masquerades_clients_to_the_outside() {
     if !require_root() {
         return;
     }
+    masquerade_test(false);
+}
+
+#[test]
+fn explicit_uplink_flag_works_without_a_default_route() {
+    if !require_root() {
+        return;
+    }
+    masquerade_test(true);
+}
+
+/// Client → server (uplink `uplink0` to an "outside" namespace) → outside host. With
+/// `explicit`, the server has no default route and is told `--uplink uplink0`; otherwise the
+/// uplink comes from the default route.
+fn masquerade_test(explicit: bool) {
     if Command::new("nft").arg("--version").output().is_err() {
         panic!("nft is missing: install the nftables package (scripts/test.sh does)");
     }
@@ -432,7 +447,9 @@ fn uplink_masquerades_clients_to_the_outside() {
         "203.0.113.1/24",
     );
     outside.ip(&["addr", "add", "203.0.113.80/24", "dev", "wan0"]);
-    server.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    if !explicit {
+        server.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    }
     // The outside host answers with the address it sees and the MSS of the connection.
     let who = dir.write(
         "whoami.py",
@@ -448,7 +465,12 @@ while True:
     );
     let mut w = outside.spawn("python3", &[who.to_str().unwrap()]);
 
-    let d = daemon(&server, &conf, &secrets, &[]);
+    let extra: &[&str] = if explicit {
+        &["--uplink", "uplink0"]
+    } else {
+        &[]
+    };
+    let d = daemon(&server, &conf, &secrets, extra);
     let c = dial(&client, "10.99.3.1", "password1");
     assert!(
         c.wait_line("up ", Duration::from_secs(30)).is_some(),
@@ -458,7 +480,7 @@ while True:
     );
     assert!(
         d.log().contains("uplink0"),
-        "firewall did not pick the default route's uplink:\n{}",
+        "firewall did not use uplink0:\n{}",
         d.log()
     );
     client.sh_ok("ip route add 203.0.113.0/24 dev vgdial0");
