@@ -16,6 +16,7 @@
 //! | `/etc/pptpd.conf` | [`PptpdConf`] | poptop pptpd.conf(5), `configfile.c`, `pptpd.c` |
 //! | `/etc/ppp/options.pptpd` | [`PppOptions`] | pppd(8), `options.c`, `auth.c`, `lcp.c`, `ipcp.c`, `ccp.c`, `chap.c`, `upap.c` |
 //! | `/etc/ppp/chap-secrets` | [`ChapSecrets`] | pppd(8) "AUTHENTICATION", `auth.c` (`scan_authfile`, `set_allowed_addrs`) |
+//! | libvirt network XML (`virsh net-dumpxml`) | [`NetworkDef`] | libvirt `formatnetwork.html`, `network.rng`, `network_conf.c` |
 //!
 //! ```
 //! use virtgate_config::{ChapSecrets, PppOptions, PptpdConf};
@@ -38,6 +39,7 @@
 pub mod chap_secrets;
 mod error;
 mod files;
+pub mod libvirt;
 pub mod pool;
 pub mod ppp_options;
 pub mod pptpd_conf;
@@ -46,6 +48,7 @@ mod words;
 pub use chap_secrets::{AddrRule, AllowedAddrs, ChapSecrets, Secret};
 pub use error::{ConfigError, ErrorKind, Parsed, Warning};
 pub use files::{FileSource, Filesystem, MemoryFiles, NoFiles};
+pub use libvirt::{check_overlaps, NetworkConflict, NetworkDef};
 pub use pool::{AddressPool, PoolError};
 pub use ppp_options::{
     AddrPair, AuthMethod, AuthMethods, AuthOptions, AuthPolicy, ChapOptions, FsmOptions,
