@@ -235,6 +235,10 @@ fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
 }
 
 fn dial(ns: &Netns, server: &str, password: &str) -> Proc {
+    dial_tun(ns, server, password, "vgdial0")
+}
+
+fn dial_tun(ns: &Netns, server: &str, password: &str, tun: &str) -> Proc {
     Proc::spawn(
         ns,
         &[
@@ -245,7 +249,7 @@ fn dial(ns: &Netns, server: &str, password: &str) -> Proc {
             "--password",
             password,
             "--tun",
-            "vgdial0",
+            tun,
         ],
     )
 }
@@ -379,6 +383,37 @@ fn wrong_password_fails_with_an_auth_error() {
         c.log()
     );
     assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
+    stop_and_check_clean(d, &server);
+}
+
+#[test]
+fn two_clients_behind_one_address_each_get_their_own_session() {
+    if !require_root() {
+        return;
+    }
+    // As behind a NAT: same source address, told apart by call id only.
+    let dir = TempDir::new("nat");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.4.1/24", "vc0", "10.99.4.2/24");
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let a = dial_tun(&client, "10.99.4.1", "password1", "vgd0");
+    let ua = a.wait_line("up ", Duration::from_secs(30));
+    let b = dial_tun(&client, "10.99.4.1", "password1", "vgd1");
+    let ub = b.wait_line("up ", Duration::from_secs(30));
+    let (Some(ua), Some(ub)) = (ua, ub) else {
+        panic!("{}\n{}\n{}", a.log(), b.log(), d.log());
+    };
+    assert!(ua.contains("local=192.168.0.100"), "{ua}");
+    assert!(ub.contains("local=192.168.0.101"), "{ub}");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd0 192.168.0.1");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd1 192.168.0.1");
+    // The server reaches each client at its own address.
+    server.sh_ok("ping -c 2 -i 0.2 -W 2 192.168.0.100");
+    server.sh_ok("ping -c 2 -i 0.2 -W 2 192.168.0.101");
+    drop(a);
+    drop(b);
     stop_and_check_clean(d, &server);
 }
 
