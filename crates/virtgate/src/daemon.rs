@@ -30,7 +30,7 @@ use virtgate_pptp::gre::{GreChannel, GreHeader};
 use crate::error::DaemonError;
 use crate::link::{GreRx, Link, BUF_LEN, HEADROOM};
 use crate::net::{self, GreSocket, Routes};
-use crate::pool::AddressPool;
+use crate::pool::ClientAddresses;
 use crate::settings::Settings;
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
 
@@ -131,7 +131,7 @@ struct Engine {
     ctrls: HashMap<ConnId, Ctrl>,
     calls: SessionTable<Call>,
     call_ids: CallIdAllocator,
-    pool: AddressPool,
+    pool: ClientAddresses,
     timers: Timers<TimerKey>,
     gre: Rc<GreSocket>,
     routes: Routes,
@@ -187,7 +187,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let _ = getrandom::fill(&mut start);
     let (input_tx, mut input_rx) = mpsc::unbounded_channel();
     let mut eng = Engine {
-        pool: AddressPool::new(settings.pool.clone(), settings.local_ip),
+        pool: ClientAddresses::new(&settings.pool, settings.local_ip),
         settings,
         ctrls: HashMap::new(),
         calls: SessionTable::default(),
@@ -214,8 +214,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
 
     loop {
         let deadline = eng.next_deadline();
+        // Unbiased: under load neither the GRE side nor the TUN side can starve the other.
         tokio::select! {
-            biased;
             _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
             _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
             r = gre.readable() => {
@@ -557,12 +557,10 @@ impl Engine {
                 }
                 // pppd's rule: the address chap-secrets pins, else the next pool address the
                 // user's secrets line permits.
-                let r = match settings.pinned_address(&peer_name) {
-                    Some(p) => self.pool.allocate(Some(p)),
-                    None => self
-                        .pool
-                        .allocate_matching(|a| settings.permits(&peer_name, a)),
-                };
+                let r = self.pool.allocate(
+                    settings.pinned_address(&peer_name),
+                    settings.allowed_addrs(&peer_name),
+                );
                 let addr = match r {
                     Ok(a) => Some(a),
                     Err(err) => {

@@ -1,18 +1,18 @@
-//! Client address allocation: pptpd's `remoteip` pool plus addresses pinned in chap-secrets.
-//!
-//! pptpd hands each new call the first free address of its `remoteip` list, in list order; we do
-//! the same (deterministic, and a reconnecting client usually gets its old address back). An
-//! address pinned by the chap-secrets line of a user is reserved for that session whether or not
-//! it lies in the pool (pppd accepts any address the secrets line allows).
+//! Client addresses: `virtgate-config`'s pool over pptpd's `remoteip` (first free address in list
+//! order, as pptpd hands them out), plus what the pool cannot know: addresses chap-secrets pins
+//! outside `remoteip` (pppd accepts any address the secrets line allows) and the server's own
+//! `localip`, which is never handed out even if the admin listed it in `remoteip`.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use virtgate_config::{AddressPool, AllowedAddrs, PoolError};
+
 /// Why an address could not be handed out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum PoolError {
-    #[error("address pool exhausted ({0} addresses, all in use)")]
+pub enum AddressError {
+    #[error("address pool exhausted ({0} addresses, none free that this user may have)")]
     Exhausted(usize),
     #[error("pinned address {0} is already in use by another session")]
     InUse(Ipv4Addr),
@@ -20,144 +20,158 @@ pub enum PoolError {
     IsLocal(Ipv4Addr),
 }
 
-/// The pool of client addresses.
-#[derive(Debug, Clone)]
-pub struct AddressPool {
-    addrs: Vec<Ipv4Addr>,
+/// Every client address in use, in or outside the pool.
+#[derive(Debug)]
+pub struct ClientAddresses {
+    pool: AddressPool,
+    outside: HashSet<Ipv4Addr>,
     local: Ipv4Addr,
-    in_use: HashSet<Ipv4Addr>,
 }
 
-impl AddressPool {
-    /// A pool over `addrs` (pptpd's `remoteip`, expanded, in order). `local` (pptpd's
-    /// `localip`) is never handed out, even if the admin listed it in `remoteip`.
-    pub fn new(addrs: Vec<Ipv4Addr>, local: Ipv4Addr) -> AddressPool {
-        let mut seen = HashSet::new();
-        let addrs = addrs
-            .into_iter()
-            .filter(|a| *a != local && seen.insert(*a))
-            .collect();
-        AddressPool {
-            addrs,
+impl ClientAddresses {
+    pub fn new(remoteip: &[Ipv4Addr], local: Ipv4Addr) -> ClientAddresses {
+        ClientAddresses {
+            pool: AddressPool::new(remoteip.iter().copied().filter(|a| *a != local)),
+            outside: HashSet::new(),
             local,
-            in_use: HashSet::new(),
         }
     }
 
-    /// Hands out `pinned` if given (reserving it), else the first free pool address.
-    pub fn allocate(&mut self, pinned: Option<Ipv4Addr>) -> Result<Ipv4Addr, PoolError> {
+    /// Hands out `pinned` if given (reserving it), else the first free pool address that
+    /// `allowed` (the user's chap-secrets address column) permits.
+    pub fn allocate(
+        &mut self,
+        pinned: Option<Ipv4Addr>,
+        allowed: Option<&AllowedAddrs>,
+    ) -> Result<Ipv4Addr, AddressError> {
         if let Some(a) = pinned {
             if a == self.local {
-                return Err(PoolError::IsLocal(a));
+                return Err(AddressError::IsLocal(a));
             }
-            if !self.in_use.insert(a) {
-                return Err(PoolError::InUse(a));
-            }
-            return Ok(a);
+            let ok = if self.pool.contains(a) {
+                self.pool.reserve(a).is_ok()
+            } else {
+                self.outside.insert(a)
+            };
+            return if ok {
+                Ok(a)
+            } else {
+                Err(AddressError::InUse(a))
+            };
         }
-        let a = self
-            .addrs
-            .iter()
-            .copied()
-            .find(|a| !self.in_use.contains(a))
-            .ok_or(PoolError::Exhausted(self.addrs.len()))?;
-        self.in_use.insert(a);
-        Ok(a)
+        let r = match allowed {
+            Some(allowed) => self.pool.allocate_permitted(allowed),
+            None => self.pool.allocate(),
+        };
+        r.map_err(|_: PoolError| AddressError::Exhausted(self.pool.len()))
     }
 
-    /// The first free pool address that `ok` accepts (chap-secrets may restrict a user to
-    /// part of the pool, as pppd's allowed-address check does).
-    pub fn allocate_matching(
-        &mut self,
-        ok: impl Fn(Ipv4Addr) -> bool,
-    ) -> Result<Ipv4Addr, PoolError> {
-        let a = self
-            .addrs
-            .iter()
-            .copied()
-            .find(|a| !self.in_use.contains(a) && ok(*a))
-            .ok_or(PoolError::Exhausted(self.addrs.len()))?;
-        self.in_use.insert(a);
-        Ok(a)
-    }
-
-    /// Returns an address; releasing one that is not in use is a no-op (returns false).
+    /// Returns an address; false if it was not in use.
     pub fn release(&mut self, a: Ipv4Addr) -> bool {
-        self.in_use.remove(&a)
+        if self.pool.contains(a) {
+            self.pool.release(a).is_ok()
+        } else {
+            self.outside.remove(&a)
+        }
     }
 
+    /// Addresses handed out.
     pub fn in_use(&self) -> usize {
-        self.in_use.len()
+        self.pool.len() - self.pool.free() + self.outside.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use virtgate_config::ChapSecrets;
 
     fn ip(d: u8) -> Ipv4Addr {
         Ipv4Addr::new(192, 168, 0, d)
     }
 
-    fn seed_pool() -> AddressPool {
-        AddressPool::new((100..=200).map(ip).collect(), ip(1))
+    fn seed() -> ClientAddresses {
+        let pool: Vec<Ipv4Addr> = (100..=200).map(ip).collect();
+        ClientAddresses::new(&pool, ip(1))
+    }
+
+    fn allowed(col: &str) -> AllowedAddrs {
+        let s = ChapSecrets::parse(&format!("u s p {col}\n"), "t")
+            .unwrap()
+            .value;
+        s.lookup("u", "s").unwrap().addrs.clone()
     }
 
     #[test]
     fn first_free_in_list_order_and_reuse_after_release() {
-        let mut p = seed_pool();
-        assert_eq!(p.allocate(None), Ok(ip(100)));
-        assert_eq!(p.allocate(None), Ok(ip(101)));
-        assert_eq!(p.allocate(None), Ok(ip(102)));
+        let mut p = seed();
+        assert_eq!(p.allocate(None, None), Ok(ip(100)));
+        assert_eq!(p.allocate(None, None), Ok(ip(101)));
+        assert_eq!(p.allocate(None, None), Ok(ip(102)));
         assert!(p.release(ip(101)));
         assert!(!p.release(ip(101)));
-        assert_eq!(p.allocate(None), Ok(ip(101)));
-        assert_eq!(p.allocate(None), Ok(ip(103)));
+        assert_eq!(p.allocate(None, None), Ok(ip(101)));
+        assert_eq!(p.allocate(None, None), Ok(ip(103)));
         assert_eq!(p.in_use(), 4);
     }
 
     #[test]
     fn exhaustion_is_an_error_not_a_panic() {
-        let mut p = AddressPool::new(vec![ip(10), ip(11)], ip(1));
-        assert_eq!(p.allocate(None), Ok(ip(10)));
-        assert_eq!(p.allocate(None), Ok(ip(11)));
-        assert_eq!(p.allocate(None), Err(PoolError::Exhausted(2)));
+        let mut p = ClientAddresses::new(&[ip(10), ip(11)], ip(1));
+        assert_eq!(p.allocate(None, None), Ok(ip(10)));
+        assert_eq!(p.allocate(None, None), Ok(ip(11)));
+        assert_eq!(p.allocate(None, None), Err(AddressError::Exhausted(2)));
         p.release(ip(10));
-        assert_eq!(p.allocate(None), Ok(ip(10)));
+        assert_eq!(p.allocate(None, None), Ok(ip(10)));
     }
 
     #[test]
     fn pinned_addresses_are_reserved_inside_and_outside_the_pool() {
-        let mut p = seed_pool();
-        assert_eq!(p.allocate(Some(ip(100))), Ok(ip(100)));
+        let mut p = seed();
+        assert_eq!(p.allocate(Some(ip(100)), None), Ok(ip(100)));
+        assert_eq!(
+            p.allocate(Some(ip(100)), None),
+            Err(AddressError::InUse(ip(100)))
+        );
         // The pool skips the pinned one.
-        assert_eq!(p.allocate(None), Ok(ip(101)));
+        assert_eq!(p.allocate(None, None), Ok(ip(101)));
         // Outside the pool.
-        assert_eq!(p.allocate(Some(ip(50))), Ok(ip(50)));
-        assert_eq!(p.allocate(Some(ip(50))), Err(PoolError::InUse(ip(50))));
-        assert_eq!(p.allocate(Some(ip(1))), Err(PoolError::IsLocal(ip(1))));
+        assert_eq!(p.allocate(Some(ip(50)), None), Ok(ip(50)));
+        assert_eq!(
+            p.allocate(Some(ip(50)), None),
+            Err(AddressError::InUse(ip(50)))
+        );
+        assert_eq!(
+            p.allocate(Some(ip(1)), None),
+            Err(AddressError::IsLocal(ip(1)))
+        );
+        assert_eq!(p.in_use(), 3);
         assert!(p.release(ip(50)));
-        assert_eq!(p.allocate(Some(ip(50))), Ok(ip(50)));
+        assert_eq!(p.allocate(Some(ip(50)), None), Ok(ip(50)));
     }
 
     #[test]
-    fn allocation_can_be_restricted_to_permitted_addresses() {
-        let mut p = seed_pool();
-        let only_odd = |a: Ipv4Addr| a.octets()[3] % 2 == 1;
-        assert_eq!(p.allocate_matching(only_odd), Ok(ip(101)));
-        assert_eq!(p.allocate_matching(only_odd), Ok(ip(103)));
-        assert_eq!(p.allocate(None), Ok(ip(100)));
+    fn chap_secrets_can_restrict_a_user_to_part_of_the_pool() {
+        let mut p = seed();
+        let only = allowed("192.168.0.150/31");
+        assert_eq!(p.allocate(None, Some(&only)), Ok(ip(150)));
+        assert_eq!(p.allocate(None, Some(&only)), Ok(ip(151)));
         assert_eq!(
-            p.allocate_matching(|a| a == ip(101)),
-            Err(PoolError::Exhausted(101))
+            p.allocate(None, Some(&only)),
+            Err(AddressError::Exhausted(101))
+        );
+        assert_eq!(p.allocate(None, Some(&allowed("*"))), Ok(ip(100)));
+        assert_eq!(
+            p.allocate(None, Some(&allowed("-"))),
+            Err(AddressError::Exhausted(101))
         );
     }
 
     #[test]
-    fn local_address_and_duplicates_are_dropped_from_the_pool() {
-        let mut p = AddressPool::new(vec![ip(1), ip(2), ip(2), ip(3)], ip(1));
-        assert_eq!(p.allocate(None), Ok(ip(2)));
-        assert_eq!(p.allocate(None), Ok(ip(3)));
-        assert_eq!(p.allocate(None), Err(PoolError::Exhausted(2)));
+    fn the_local_address_is_never_handed_out() {
+        let mut p = ClientAddresses::new(&[ip(1), ip(2), ip(2), ip(3)], ip(1));
+        assert_eq!(p.allocate(None, None), Ok(ip(2)));
+        assert_eq!(p.allocate(None, None), Ok(ip(3)));
+        assert_eq!(p.allocate(None, None), Err(AddressError::Exhausted(2)));
     }
 }

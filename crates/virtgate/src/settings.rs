@@ -223,9 +223,9 @@ impl Settings {
         self.entry(client)?.addrs.pinned()
     }
 
-    /// Whether chap-secrets allows `client` to use `ip` (no entry: only pool addresses).
-    pub fn permits(&self, client: &str, ip: Ipv4Addr) -> bool {
-        self.entry(client).is_none_or(|e| e.addrs.permits(ip))
+    /// The addresses chap-secrets allows `client` (`None`: no entry, any pool address).
+    pub fn allowed_addrs(&self, client: &str) -> Option<&virtgate_config::AllowedAddrs> {
+        self.entry(client).map(|e| &e.addrs)
     }
 
     /// The addresses the firewall treats as clients: the pool plus every address pinned in
@@ -453,8 +453,10 @@ mod tests {
             Some(Ipv4Addr::new(192, 168, 0, 150))
         );
         assert_eq!(s.pinned_address("user1"), None);
-        assert!(s.permits("user1", Ipv4Addr::new(192, 168, 0, 100)));
-        assert!(!s.permits("user3", Ipv4Addr::new(192, 168, 0, 100)));
+        let a = Ipv4Addr::new(192, 168, 0, 100);
+        assert!(s.allowed_addrs("user1").is_some_and(|x| x.permits(a)));
+        assert!(s.allowed_addrs("user3").is_some_and(|x| !x.permits(a)));
+        assert!(s.allowed_addrs("nobody").is_none());
         assert_eq!(
             s.secret_for("user4"),
             None,
