@@ -250,7 +250,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
                 Ok((stream, addr)) => eng.on_accept(stream, addr),
                 Err(e) => tracing::warn!("accept failed: {e}"),
             },
-            _ = sleep_until(deadline) => {}
+            _ = net::sleep_until(deadline) => {}
         }
         eng.run_timers();
         if eng.stop_progress() {
@@ -265,13 +265,6 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
 async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
     match l {
         Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
 }

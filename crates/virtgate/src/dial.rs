@@ -278,7 +278,7 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                     }
                 }
             }
-            _ = sleep_until(deadline) => {}
+            _ = net::sleep_until(deadline) => {}
         }
         let now = Instant::now();
         if ctrl.poll_timeout().is_some_and(|t| t <= now) {
@@ -364,13 +364,6 @@ fn finish(failure: Option<DialError>) -> Result<(), DaemonError> {
 async fn tun_readable(t: Option<&tun_rs::AsyncDevice>) -> std::io::Result<()> {
     match t {
         Some(t) => t.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
 }

@@ -10,6 +10,14 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::mpsc;
 
+/// Sleeps until `t`, or forever without one (a `select!` branch for the next deadline).
+pub async fn sleep_until(t: Option<std::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// IP protocol number of GRE.
 pub const IPPROTO_GRE: i32 = 47;
 
