@@ -16,10 +16,12 @@
 
 pub mod config;
 pub mod input;
+pub mod ppp;
 pub mod pptp;
 pub mod seeds;
 
 pub use config::{config_chap_secrets, config_ppp_options, config_pptpd_conf};
+pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
 pub use pptp::{
     pptp_control_client, pptp_control_roundtrip, pptp_control_server, pptp_deframer,
     pptp_gre_channel, pptp_gre_header_roundtrip,
@@ -55,6 +57,11 @@ targets!(
     config_pptpd_conf,
     config_ppp_options,
     config_chap_secrets,
+    ppp_frame_roundtrip,
+    ppp_negotiation,
+    ppp_auth,
+    ppp_mppe,
+    ppp_session,
 );
 
 /// The target called `name`.

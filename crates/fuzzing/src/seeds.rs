@@ -16,7 +16,9 @@ use virtgate_pptp::control::{
 };
 use virtgate_pptp::{ControlMessage, GreHeader};
 
+use crate::ppp::{AuthScript, MppeScript, NegScript, SessionScript};
 use crate::pptp::{ConnScript, GreScript};
+use virtgate_ppp::frame::{FrameHeader, Protocol};
 
 /// The captures in `shared/realpeer/captures`, by file stem.
 pub const CAPTURES: [&str; 3] = [
@@ -46,7 +48,9 @@ pub fn all() -> Vec<Seed> {
     for (stem, cap) in &captures {
         control_seeds(stem, cap, &mut out);
         gre_seeds(stem, cap, &mut out);
+        ppp_seeds(stem, cap, &mut out);
     }
+    session_seeds(&mut out);
     synthetic_control_seeds(&mut out);
     config_seeds(&mut out);
     dedupe(out)
@@ -376,6 +380,205 @@ fn gre_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
     }
 }
 
+/// The PPP frames (GRE payloads) of a capture in order, with the sender.
+fn ppp_frames(cap: &Capture) -> Vec<(Ipv4Addr, Vec<u8>)> {
+    cap.gre()
+        .filter_map(|(p, b)| {
+            let (h, hlen) = GreHeader::parse(b).ok()?;
+            let payload = b.get(hlen..hlen + usize::from(h.payload_len))?;
+            (!payload.is_empty()).then(|| (p.src, payload.to_vec()))
+        })
+        .collect()
+}
+
+/// The control packet (information field) of a frame of `protocol`.
+fn control_of(frame: &[u8], protocol: Protocol) -> Option<Vec<u8>> {
+    let h = FrameHeader::parse(frame).ok()?;
+    (h.protocol == protocol).then(|| frame[h.len..].to_vec())
+}
+
+fn ppp_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
+    let frames = ppp_frames(cap);
+    let mut kinds = BTreeSet::new();
+    for (i, (src, f)) in frames.iter().enumerate() {
+        let dir = if *src == CLIENT { "c2s" } else { "s2c" };
+        if kinds.insert((dir, ppp_kind(f))) {
+            out.push(seed(
+                "ppp_frame_roundtrip",
+                format!("{stem}-{i:03}-{dir}"),
+                f.clone(),
+            ));
+        }
+    }
+
+    // Each negotiation as one end saw it: the peer's packets of that protocol, and an Ack of
+    // our own request after each (the peer did ack them in the capture).
+    for (name, protocol, server_machine) in [
+        ("lcp", Protocol::Lcp, 0u8),
+        ("ipcp", Protocol::Ipcp, 2),
+        ("ccp", Protocol::Ccp, 4),
+    ] {
+        for (view, from, machine) in [
+            ("server", CLIENT, server_machine),
+            ("client", SERVER, server_machine + 1),
+        ] {
+            let mut s = NegScript::new(if protocol == Protocol::Ccp && view == "client" {
+                5
+            } else {
+                machine
+            });
+            let mut any = false;
+            for (src, f) in &frames {
+                if *src != from {
+                    continue;
+                }
+                if let Some(p) = control_of(f, protocol) {
+                    s.packet(&p).ack_ours();
+                    any = true;
+                }
+            }
+            if any {
+                s.advance(3000).advance(3000);
+                out.push(seed(
+                    "ppp_negotiation",
+                    format!("{stem}-{name}-{view}"),
+                    s.finish(),
+                ));
+            }
+        }
+    }
+
+    // Authentication as captured: the server's challenge becomes our entropy, so the client's
+    // real response verifies (or not, in bad-password) against the daemon's secret.
+    let chap: Vec<(Ipv4Addr, Vec<u8>)> = frames
+        .iter()
+        .filter_map(|(src, f)| control_of(f, Protocol::Chap).map(|p| (*src, p)))
+        .collect();
+    let challenge = chap
+        .iter()
+        .find(|(src, p)| *src == SERVER && p.first() == Some(&1));
+    let response = chap
+        .iter()
+        .find(|(src, p)| *src == CLIENT && p.first() == Some(&2));
+    let success = chap
+        .iter()
+        .find(|(src, p)| *src == SERVER && matches!(p.first(), Some(3 | 4)));
+    if let (Some((_, ch)), Some((_, rsp))) = (challenge, response) {
+        let method = if ch.get(4) == Some(&16) && rsp.get(4) == Some(&49) {
+            0
+        } else {
+            2
+        };
+        let value = |p: &Vec<u8>| -> Vec<u8> {
+            let n = usize::from(p.get(4).copied().unwrap_or(0));
+            p.get(5..5 + n).unwrap_or_default().to_vec()
+        };
+        let (ch_value, rsp_value) = (value(ch), value(rsp));
+        for (suffix, secret) in [
+            ("right-secret", Some("password1")),
+            ("wrong-secret", Some("password2")),
+            ("unknown-user", None),
+        ] {
+            let mut s = AuthScript::new(true, method, false, ch[1], &ch_value);
+            s.reply(rsp[0], &rsp[4..]).secret(secret).jump();
+            out.push(seed(
+                "ppp_auth",
+                format!("{stem}-server-{suffix}"),
+                s.finish(),
+            ));
+        }
+        // The client, with the capture's peer challenge as entropy: its response is the
+        // captured one, and the captured Success must verify (mutual authentication).
+        let peer_challenge = if method == 0 {
+            rsp_value.get(..16).unwrap_or_default().to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut s = AuthScript::new(false, method, false, 1, &peer_challenge);
+        s.packet(ch[0], ch[1], &ch[4..]);
+        if let Some((_, ok)) = success {
+            s.packet(ok[0], ok[1], &ok[4..]);
+        }
+        s.jump();
+        out.push(seed("ppp_auth", format!("{stem}-client"), s.finish()));
+
+        // MPPE with the keys this exchange yields (RFC 3079): the server's packets, as the
+        // client decrypts them, after a few packets of the fuzz sender.
+        if method == 0 {
+            if let Ok(r) = virtgate_ppp::mschap::v2::Response::parse(&rsp_value) {
+                let keys =
+                    virtgate_ppp::mppe::mschapv2_start_keys("password1", &r.nt_response, false);
+                let mut m = MppeScript::new(0, &keys.recv.0);
+                m.deliver(b"first").lose(b"lost").deliver(b"after a loss");
+                let mut st = MppeScript::new(4, &keys.recv.0);
+                st.deliver(b"in step")
+                    .lose(b"lost")
+                    .deliver(b"out of step")
+                    .op(mppe_op_reset())
+                    .deliver(b"flushed");
+                out.push(seed("ppp_mppe", format!("{stem}-stateful"), st.finish()));
+                let mut n = 0;
+                for (src, f) in &frames {
+                    if *src != SERVER {
+                        continue;
+                    }
+                    let Ok(h) = FrameHeader::parse(f) else {
+                        continue;
+                    };
+                    if h.protocol != Protocol::Compressed || f.len() < h.len + 2 {
+                        continue;
+                    }
+                    m.inject([f[h.len], f[h.len + 1]], &f[h.len + 2..]);
+                    n += 1;
+                    if n == 8 {
+                        break;
+                    }
+                }
+                out.push(seed("ppp_mppe", format!("{stem}-stateless"), m.finish()));
+                let _ = ch_value;
+            }
+        }
+    }
+}
+
+fn mppe_op_reset() -> u8 {
+    crate::ppp::mppe_op::RESET
+}
+
+/// Full sessions between the two `Session`s, one per interesting configuration.
+fn session_seeds(out: &mut Vec<Seed>) {
+    let ping = [
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 192, 168, 0, 100, 192, 168, 0, 1, 8, 0, 0xf7,
+        0xff, 0, 0, 0, 0,
+    ];
+    let configs: &[(&str, u8)] = &[
+        ("mschapv2-mppe128", 0x00),
+        ("mschapv2-mppe128-stateful", 0x80),
+        ("wrong-secret", 0x01),
+        ("unknown-user", 0x02),
+        ("no-address", 0x04),
+        ("all-methods-mppe-optional", 0x08 | 0x20),
+        ("chap-md5-no-mppe", 0x10 | 0x40),
+        ("pap-no-mppe", 0x10 | 0x60),
+    ];
+    for (name, cfg) in configs {
+        let mut s = SessionScript::new(*cfg);
+        s.exchange(40)
+            .data(false, &ping)
+            .data(true, &ping)
+            .exchange(10)
+            .op(crate::ppp::session_op::DROP_C2S)
+            .data(false, &ping)
+            .data(false, &ping)
+            .exchange(10)
+            .time(0)
+            .exchange(10)
+            .time(30_000)
+            .exchange(10);
+        out.push(seed("ppp_session", *name, s.finish()));
+    }
+}
+
 /// What kind of PPP frame `frame` is: its protocol field (after an optional FF 03, one byte
 /// when compressed) and, for control protocols (0x8000 and up), the code byte.
 fn ppp_kind(frame: &[u8]) -> Vec<u8> {
@@ -612,6 +815,56 @@ mod tests {
                 st.tx_packets > 0 && st.tx_acks_piggybacked > 0,
                 "{stem}: {st:?}"
             );
+        }
+    }
+
+    #[test]
+    fn ppp_seeds_reach_the_end_of_each_exchange() {
+        use crate::ppp::{auth_outcome, negotiation_outcome, session_outcome};
+        use virtgate_ppp::fsm::State;
+        let stem = "mschapv2-mppe128-stateless";
+        for name in ["lcp", "ipcp", "ccp"] {
+            for view in ["server", "client"] {
+                let s = seed_bytes("ppp_negotiation", &format!("{stem}-{name}-{view}"));
+                assert_eq!(
+                    negotiation_outcome(&s),
+                    Some(State::Opened),
+                    "{name} {view}"
+                );
+            }
+        }
+        let auth = |n: &str| auth_outcome(&seed_bytes("ppp_auth", &format!("{stem}-{n}")));
+        assert_eq!(auth("server-right-secret"), Some(true));
+        assert_eq!(auth("server-wrong-secret"), Some(false));
+        assert_eq!(auth("server-unknown-user"), Some(false));
+        // The client recomputes the captured response and verifies pppd's S=.
+        assert_eq!(auth("client"), Some(true));
+        assert_eq!(
+            auth_outcome(&seed_bytes("ppp_auth", "bad-password-server-right-secret")),
+            Some(false)
+        );
+        assert_eq!(
+            auth_outcome(&seed_bytes(
+                "ppp_auth",
+                "chap-md5-no-mppe-server-right-secret"
+            )),
+            Some(true)
+        );
+        for (name, up) in [
+            ("mschapv2-mppe128", true),
+            ("mschapv2-mppe128-stateful", true),
+            ("all-methods-mppe-optional", true),
+            ("chap-md5-no-mppe", true),
+            ("pap-no-mppe", true),
+            ("wrong-secret", false),
+            ("unknown-user", false),
+            ("no-address", false),
+        ] {
+            let o = session_outcome(&seed_bytes("ppp_session", name));
+            assert_eq!((o.server_up, o.client_up), (up, up), "{name}: {o:?}");
+            if up {
+                assert!(o.ip_delivered >= 3, "{name}: {o:?}");
+            }
         }
     }
 }

@@ -241,6 +241,11 @@ replay_tests!(
     config_pptpd_conf,
     config_ppp_options,
     config_chap_secrets,
+    ppp_frame_roundtrip,
+    ppp_negotiation,
+    ppp_auth,
+    ppp_mppe,
+    ppp_session,
 );
 
 #[test]
