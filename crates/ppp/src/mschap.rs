@@ -91,7 +91,7 @@ pub fn des_key_with_parity(key7: &[u8; 7]) -> [u8; 8] {
         // Octet i carries bits 55-7i ..= 49-7i of the 56-bit key, in its top seven bits.
         let seven = ((bits >> (49 - 7 * i)) & 0x7f) as u8;
         let byte = seven << 1;
-        *out = byte | u8::from(byte.count_ones() % 2 == 0);
+        *out = byte | u8::from(byte.count_ones().is_multiple_of(2));
     }
     key
 }
