@@ -257,9 +257,7 @@ fn bridge(el: &Element, path: &Path) -> Result<(Bridge, bool), ConfigError> {
 }
 
 fn forward(el: &Element, path: &Path, loc: &mut Locations) -> Result<Forward, ConfigError> {
-    el.check_attrs(&["mode", "dev"], &[], path)?;
-    el.check_children(&["interface", "nat"], &["pf", "address", "driver"], path)?;
-    el.check_no_text(path)?;
+    // The mode first: for hostdev, its `managed` and `<pf>` are not the problem.
     // libvirt: <forward> without mode is NAT.
     let mode = match el.attr("mode") {
         None => ForwardMode::Nat,
@@ -283,6 +281,9 @@ fn forward(el: &Element, path: &Path, loc: &mut Locations) -> Result<Forward, Co
             )
         })?,
     };
+    el.check_attrs(&["mode", "dev"], &[], path)?;
+    el.check_children(&["interface", "nat"], &["pf", "address", "driver"], path)?;
+    el.check_no_text(path)?;
     let mut fwd = Forward::new(mode);
     let dev = el.attr("dev");
     if let Some(d) = dev {
