@@ -357,3 +357,37 @@ fn escaping_survives_the_round_trip() {
     assert_eq!(def.description.as_deref(), Some("x < y & z"));
     assert_eq!(NetworkDef::parse(&def.to_xml(), "e2").unwrap().value, def);
 }
+
+#[test]
+fn damaged_samples_are_errors_not_panics() {
+    // Every prefix of every sample, and every sample with one byte replaced by each of a few
+    // troublesome characters: parse must return (Ok or Err), never panic, and every error
+    // must point inside the document.
+    for name in SAMPLES {
+        let text = std::fs::read_to_string(data(name)).unwrap();
+        let lines = u32::try_from(text.lines().count()).unwrap() + 1;
+        let check = |doc: &str| {
+            if let Err(e) = NetworkDef::parse(doc, "d.xml") {
+                assert!(
+                    e.line <= lines,
+                    "{name}: line {} beyond the end: {e}",
+                    e.line
+                );
+            }
+        };
+        for end in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+            check(&text[..end]);
+        }
+        for (i, _) in text.char_indices() {
+            for c in ['<', '&', '\'', '/', '0', '\u{0}', 'é'] {
+                let mut doc = String::with_capacity(text.len() + 2);
+                doc.push_str(&text[..i]);
+                doc.push(c);
+                let rest = &text[i..];
+                let skip = rest.chars().next().map_or(0, char::len_utf8);
+                doc.push_str(&rest[skip..]);
+                check(&doc);
+            }
+        }
+    }
+}

@@ -194,6 +194,9 @@ pub(crate) fn parse_document(text: &str, path: &Path) -> Result<Element, ConfigE
             ),
         ));
     }
+    // A UTF-8 byte order mark is dropped here: quick-xml skips it without counting it in its
+    // offsets, which would shift every line computed from them.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines = Lines::new(text);
     let mut reader = Reader::from_str(text);
     {
@@ -474,6 +477,13 @@ mod tests {
         let big = format!("<a>{}</a>", " ".repeat(MAX_INPUT));
         let e = p(&big).unwrap_err();
         assert!(e.message.contains("at most"), "{e}");
+    }
+
+    #[test]
+    fn bom_and_crlf() {
+        let root = p("\u{feff}<a>\r\n<b>x\r\ny</b>\r\n</a>\r\n").unwrap();
+        assert_eq!(root.children[0].line, 2);
+        assert_eq!(root.children[0].text, "x\ny");
     }
 
     #[test]
