@@ -117,6 +117,9 @@ pub struct DialArgs {
     /// The only authentication method we accept from the server.
     #[arg(long, value_enum, default_value_t = AuthArg::Mschapv2)]
     pub auth: AuthArg,
+    /// The MRU to ask the server for (pppd's `mru`).
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(128..=16384))]
+    pub mru: u16,
 }
 
 #[cfg(test)]

@@ -578,7 +578,8 @@ impl Engine {
                     }
                     return true;
                 }
-                self.routes.add(tunnel_ip);
+                self.routes
+                    .add(tunnel_ip, (mtu < settings.mtu).then_some(mtu));
                 let Some(e) = self.calls.get_mut(id) else {
                     return false;
                 };
@@ -594,12 +595,6 @@ impl Engine {
                     addresses_in_use = self.pool.in_use(),
                     "session up"
                 );
-                if mtu < settings.mtu {
-                    // The TUN MTU is one value for every session; this peer's MRU is smaller,
-                    // so larger packets to it are dropped (TCP is protected by the MSS clamp).
-                    tracing::warn!(%peer, mtu, tun_mtu = settings.mtu,
-                        "peer's MRU is below the TUN MTU; set `mtu {mtu}` in the options file");
-                }
             }
             SessionEvent::Down { reason } => {
                 let r = format!("{reason:?}");

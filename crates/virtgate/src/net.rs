@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMetric};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -154,7 +155,8 @@ pub fn if_index(name: &str) -> io::Result<u32> {
 /// A route change for the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteOp {
-    Add(Ipv4Addr),
+    /// A /32 to the client; with an MTU when the client's is below the TUN's.
+    Add(Ipv4Addr, Option<u16>),
     Del(Ipv4Addr),
 }
 
@@ -172,14 +174,23 @@ impl Routes {
         let (tx, mut rx) = mpsc::unbounded_channel::<RouteOp>();
         tokio::spawn(async move {
             while let Some(op) = rx.recv().await {
-                let (ip, add) = match op {
-                    RouteOp::Add(ip) => (ip, true),
-                    RouteOp::Del(ip) => (ip, false),
+                let (ip, add, mtu) = match op {
+                    RouteOp::Add(ip, mtu) => (ip, true, mtu),
+                    RouteOp::Del(ip) => (ip, false, None),
                 };
-                let msg = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                let mut msg = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
                     .destination_prefix(ip, 32)
                     .output_interface(ifindex)
                     .build();
+                if let Some(mtu) = mtu {
+                    // One TUN serves every client, but each negotiated its own MRU: the route's
+                    // MTU metric makes the kernel fragment (or send ICMP frag-needed) per client,
+                    // as pppd's per-interface MTU does.
+                    msg.attributes
+                        .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(u32::from(
+                            mtu,
+                        ))]));
+                }
                 let r = if add {
                     handle.route().add(msg).replace().execute().await
                 } else {
@@ -194,8 +205,8 @@ impl Routes {
         Ok(Routes { tx })
     }
 
-    pub fn add(&self, ip: Ipv4Addr) {
-        let _ = self.tx.send(RouteOp::Add(ip));
+    pub fn add(&self, ip: Ipv4Addr, mtu: Option<u16>) {
+        let _ = self.tx.send(RouteOp::Add(ip, mtu));
     }
 
     pub fn del(&self, ip: Ipv4Addr) {

@@ -338,7 +338,10 @@ pub fn client_session_config(args: &DialArgs) -> SessionConfig {
             password: args.password.clone(),
         },
         our_name: args.user.clone(),
-        lcp: LcpPolicy::default(),
+        lcp: LcpPolicy {
+            mru: args.mru,
+            ..LcpPolicy::default()
+        },
         auth: AuthPolicy {
             methods: vec![method],
             ..AuthPolicy::default()
@@ -515,11 +518,13 @@ mod tests {
             tun: "t".into(),
             mppe: MppeArg::Refuse,
             auth: AuthArg::Chap,
+            mru: 1400,
         };
         let c = client_session_config(&a);
         assert_eq!(c.auth.methods, vec![AuthMethod::ChapMd5]);
         assert!(!c.mppe.any_allowed());
         assert!(matches!(c.role, Role::Client { ref user, .. } if user == "u"));
+        assert_eq!(c.lcp.mru, 1400);
         let c = client_session_config(&DialArgs {
             mppe: MppeArg::Require,
             auth: AuthArg::Mschapv2,

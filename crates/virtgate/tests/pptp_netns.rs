@@ -418,6 +418,54 @@ fn two_clients_behind_one_address_each_get_their_own_session() {
 }
 
 #[test]
+fn a_client_with_a_small_mru_gets_its_own_route_mtu() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("mru");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.5.1/24", "vc0", "10.99.5.2/24");
+    let d = daemon(&server, &conf, &secrets, &[]);
+    let c = Proc::spawn(
+        &client,
+        &[
+            "dial",
+            "10.99.5.1",
+            "--user",
+            "user1",
+            "--password",
+            "password1",
+            "--mru",
+            "1200",
+        ],
+    );
+    assert!(
+        c.wait_line("up ", Duration::from_secs(30)).is_some(),
+        "{}\n{}",
+        c.log(),
+        d.log()
+    );
+    // The one TUN has MTU 1496; this client's route carries its own (MRU 1200 - MPPE 4).
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut routes = String::new();
+    while Instant::now() < end {
+        routes = String::from_utf8_lossy(&server.ip(&["route", "show", "192.168.0.100"]).stdout)
+            .into_owned();
+        if routes.contains("mtu") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(routes.contains("mtu 1196"), "{routes}");
+    // Larger packets still arrive: the kernel fragments them for this route.
+    server.sh_ok("ping -c 2 -i 0.2 -W 2 -s 1300 192.168.0.100");
+    drop(c);
+    stop_and_check_clean(d, &server);
+}
+
+#[test]
 fn sigterm_hangs_up_a_connected_client() {
     if !require_root() {
         return;
