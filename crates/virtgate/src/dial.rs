@@ -125,13 +125,17 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                     call_open = false;
                 }
                 ControlEvent::CallCleared { reason, .. } => {
+                    // The call is gone: nobody would answer an LCP Terminate-Request any more.
                     call_open = false;
+                    link = None;
+                    tun = None;
                     if !matches!(phase, Phase::HangingUp(_)) {
                         failure.get_or_insert(DialError::LinkDown(format!(
                             "the server cleared the call ({reason:?})"
                         )));
-                        phase = hang_up(now, &mut ctrl, &mut link, None, &phase);
+                        phase = Phase::HangingUp(now);
                     }
+                    ctrl.stop(now, settings::stop_reason_shutdown());
                 }
                 ControlEvent::Closed { reason } => {
                     if !matches!(phase, Phase::HangingUp(_)) {
