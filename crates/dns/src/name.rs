@@ -141,7 +141,7 @@ fn octet(label: &[u8]) -> Option<u8> {
 pub(crate) fn reverse_zone(addr: IpAddr, prefix: u8) -> Option<String> {
     match addr {
         IpAddr::V4(a) => {
-            if prefix == 0 || prefix >= 32 || prefix % 8 != 0 {
+            if prefix == 0 || prefix >= 32 || !prefix.is_multiple_of(8) {
                 return None;
             }
             let octets = a.octets();
@@ -152,7 +152,7 @@ pub(crate) fn reverse_zone(addr: IpAddr, prefix: u8) -> Option<String> {
             Some(parts.join("."))
         }
         IpAddr::V6(a) => {
-            if prefix == 0 || prefix >= 128 || prefix % 4 != 0 {
+            if prefix == 0 || prefix >= 128 || !prefix.is_multiple_of(4) {
                 return None;
             }
             let value = u128::from(a);
