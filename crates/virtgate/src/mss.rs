@@ -99,7 +99,7 @@ pub fn clamp_mss(packet: &mut [u8], max_mss: u16) -> Option<u16> {
             let sum = u16::from_be_bytes([tcp[field::TCP_CHECKSUM], tcp[field::TCP_CHECKSUM + 1]]);
             // The MSS value sits at an even offset from the TCP header start (options are
             // 16-bit aligned only by convention, so use the word-parity-correct update).
-            let new_sum = if (i + 2) % 2 == 0 {
+            let new_sum = if (i + 2).is_multiple_of(2) {
                 checksum_update(sum, old, max_mss)
             } else {
                 let s = checksum_update(sum, old >> 8, max_mss >> 8);
