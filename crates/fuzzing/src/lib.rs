@@ -16,11 +16,13 @@
 
 pub mod config;
 pub mod input;
+pub mod net;
 pub mod ppp;
 pub mod pptp;
 pub mod seeds;
 
 pub use config::{config_chap_secrets, config_ppp_options, config_pptpd_conf};
+pub use net::{dhcp_lease_engine, dhcp_leasefile, dns_server};
 pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
 pub use pptp::{
     pptp_control_client, pptp_control_roundtrip, pptp_control_server, pptp_deframer,
@@ -62,6 +64,9 @@ targets!(
     ppp_auth,
     ppp_mppe,
     ppp_session,
+    dhcp_lease_engine,
+    dhcp_leasefile,
+    dns_server,
 );
 
 /// The target called `name`.

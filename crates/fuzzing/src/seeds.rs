@@ -16,6 +16,7 @@ use virtgate_pptp::control::{
 };
 use virtgate_pptp::{ControlMessage, GreHeader};
 
+use crate::net::{dhcp_config, DhcpScript, DnsScript};
 use crate::ppp::{AuthScript, MppeScript, NegScript, SessionScript};
 use crate::pptp::{ConnScript, GreScript};
 use virtgate_ppp::frame::{FrameHeader, Protocol};
@@ -51,6 +52,8 @@ pub fn all() -> Vec<Seed> {
         ppp_seeds(stem, cap, &mut out);
     }
     session_seeds(&mut out);
+    dhcp_seeds(&mut out);
+    dns_seeds(&mut out);
     synthetic_control_seeds(&mut out);
     config_seeds(&mut out);
     dedupe(out)
@@ -579,6 +582,150 @@ fn session_seeds(out: &mut Vec<Seed>) {
     }
 }
 
+/// The real ISC dhclient datagrams the dhcp crate's tests replay (tests/fixtures/*.hex, with
+/// dnsmasq's replies beside them), by fixture name.
+fn dhclient_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dhcp/tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".hex"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let text = std::fs::read_to_string(dir.join(&n)).ok()?;
+            let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+            let hex: Vec<u8> = hex.bytes().filter(u8::is_ascii_hexdigit).collect();
+            let bytes = hex
+                .chunks(2)
+                .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+                .collect();
+            Some((n.trim_end_matches(".hex").to_owned(), bytes))
+        })
+        .collect()
+}
+
+fn dhcp_seeds(out: &mut Vec<Seed>) {
+    let fixtures = dhclient_fixtures();
+    let requests: Vec<&(String, Vec<u8>)> = fixtures
+        .iter()
+        .filter(|(n, _)| {
+            ["discover", "request", "release"]
+                .iter()
+                .any(|k| n.contains(k))
+        })
+        .collect();
+    // The whole dhclient session as the capture has it, a minute apart.
+    let mut s = DhcpScript::new();
+    for (n, b) in &requests {
+        s.packet(n.contains("renewing") || n.contains("release"), b)
+            .advance(60);
+    }
+    out.push(seed("dhcp_lease_engine", "dhclient-session", s.finish()));
+    // ... with a restart in the middle and the lease running out at the end.
+    let mut r = DhcpScript::new();
+    for (i, (n, b)) in requests.iter().enumerate() {
+        r.packet(n.contains("renewing") || n.contains("release"), b);
+        if i == 3 {
+            r.restart();
+        }
+    }
+    r.advance(4000).restart();
+    out.push(seed(
+        "dhcp_lease_engine",
+        "dhclient-restart-expiry",
+        r.finish(),
+    ));
+    // Each datagram on its own, dnsmasq's replies included (BOOTREPLYs must be ignored).
+    for (n, b) in &fixtures {
+        let mut one = DhcpScript::new();
+        one.packet(false, b);
+        out.push(seed("dhcp_lease_engine", n.clone(), one.finish()));
+    }
+
+    // Leases files: what the engine writes after the session, and dnsmasq's own line forms.
+    let engine_file = {
+        let mut e = virtgate_dhcp::LeaseEngine::new(dhcp_config()).ok();
+        let now = std::time::Instant::now();
+        let wall = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        if let Some(e) = e.as_mut() {
+            for (n, b) in &requests {
+                if n.contains("release") {
+                    continue;
+                }
+                let from = std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 68);
+                let _ = e.handle_packet(now, b, virtgate_dhcp::Arrival::new(from));
+            }
+        }
+        e.map(|e| e.to_leases_file(now, wall)).unwrap_or_default()
+    };
+    out.push(seed(
+        "dhcp_leasefile",
+        "engine-after-dhclient",
+        engine_file.into_bytes(),
+    ));
+    out.push(seed(
+        "dhcp_leasefile",
+        "dnsmasq-forms",
+        b"1800003600 52:54:00:77:00:20 192.168.122.5 guest01 ff:00:77:00:20:00:01:00:01:2c:1f:5a:00:52:54:00:77:00:20\n0 52:54:00:00:00:01 192.168.122.50 fixed *\n1800000100 52:54:00:aa:bb:cc 192.168.122.6 * *\n1700000000 52:54:00:aa:bb:cd 192.168.122.7 expired *\n1800003600 52:54:00:aa:bb:ce 10.0.0.9 elsewhere *\nduid 00:01:00:01:2c:1f:5a:00:52:54:00:77:00:20\n"
+            .to_vec(),
+    ));
+}
+
+/// A DNS query (RFC 1035 §4.1): one question, recursion desired, optionally an OPT record
+/// (RFC 6891) advertising `edns` octets.
+fn dns_query(id: u16, name: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns.is_some())]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    if let Some(size) = edns {
+        m.extend_from_slice(&[0, 0, 41]);
+        m.extend_from_slice(&size.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    m
+}
+
+fn dns_seeds(out: &mut Vec<Seed>) {
+    let mut local = DnsScript::new();
+    local
+        .query(false, &dns_query(1, "web.example.lan", 1, None))
+        .query(false, &dns_query(2, "www", 1, Some(1232)))
+        .query(true, &dns_query(3, "fixed.example.lan", 28, None))
+        .query(
+            false,
+            &dns_query(4, "10.122.168.192.in-addr.arpa", 12, None),
+        )
+        .query(false, &dns_query(5, "nothere.example.lan", 1, None));
+    out.push(seed("dns_server", "local-names", local.finish()));
+
+    let mut fwd = DnsScript::new();
+    // An A record for example.com: name pointer to the question, type A, class IN, TTL, 4 bytes.
+    let answer = [
+        0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 215, 14,
+    ];
+    fwd.query(false, &dns_query(10, "example.com", 1, None))
+        .answer(0, 0, 1, &answer)
+        .query(false, &dns_query(11, "example.org", 1, Some(4096)))
+        .answer(1, 2, 0, &[])
+        .advance(3500)
+        .query(true, &dns_query(12, "big.example.net", 16, None))
+        .advance(3500)
+        .advance(3500);
+    out.push(seed("dns_server", "forwarding", fwd.finish()));
+}
+
 /// What kind of PPP frame `frame` is: its protocol field (after an optional FF 03, one byte
 /// when compressed) and, for control protocols (0x8000 and up), the code byte.
 fn ppp_kind(frame: &[u8]) -> Vec<u8> {
@@ -645,7 +792,7 @@ fn config_seeds(out: &mut Vec<Seed>) {
         ),
         (
             "quoting",
-            "name \"pptp server\"  # comment\nuser 'DOMAIN\\\\bob' password p\\x41ss\\sword\nremotename r\\\n2\nms-wins 10.0.0.9 ms-wins 10.0.0.10\n"
+            "name \"pptp server\"  # comment\nuser 'DOMAIN\\\\bob' password p\\x41ss\\sword\nremotename r\\n2\nms-wins 10.0.0.9 ms-wins 10.0.0.10\n"
                 .to_owned(),
         ),
         (
@@ -866,5 +1013,15 @@ mod tests {
                 assert!(o.ip_delivered >= 3, "{name}: {o:?}");
             }
         }
+    }
+
+    #[test]
+    fn dhclient_session_gets_its_replies_and_a_lease() {
+        let (replies, most) =
+            crate::net::dhcp_outcome(&seed_bytes("dhcp_lease_engine", "dhclient-session"));
+        assert!(
+            replies >= 5 && most == 1,
+            "{replies} replies, {most} leases"
+        );
     }
 }

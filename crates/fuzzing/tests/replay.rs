@@ -246,6 +246,9 @@ replay_tests!(
     ppp_auth,
     ppp_mppe,
     ppp_session,
+    dhcp_lease_engine,
+    dhcp_leasefile,
+    dns_server,
 );
 
 #[test]
