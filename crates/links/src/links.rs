@@ -106,6 +106,8 @@ pub struct TapSpec {
     pub guest_mac: Mac,
     /// Who may open the tap without privileges (QEMU's user).
     pub owner: Option<UserRef>,
+    /// With an owner too, the kernel lets only that user open the tap, and only while its
+    /// effective group is this one; alone, any process of the group may.
     pub group: Option<GroupRef>,
     /// The Linux bridge to attach to (none for Open vSwitch ports, which `ovs-vsctl` attaches).
     pub bridge: Option<IfName>,
@@ -347,6 +349,20 @@ impl Links {
         }
     }
 
+    /// Puts our marker on a link just created; the kernel ignores `IFLA_IFALIAS` in a
+    /// creating `RTM_NEWLINK`, so it takes a second message. A link that cannot be marked is
+    /// deleted again: an unmarked link would look like the host's forever.
+    async fn mark(&self, v: &LinkView, alias: &str) -> Result<(), LinksError> {
+        let msg = LinkUnspec::new_with_index(v.index)
+            .alias(alias.to_string())
+            .build();
+        if let Err(e) = self.handle.link().set(msg).execute().await {
+            let _ = self.delete_index(v.index, &v.name).await;
+            return Err(nl(format!("marking {} as virtgate's", v.name))(e));
+        }
+        Ok(())
+    }
+
     // ---------------------------------------------------------------- bridges
 
     /// Creates the bridge, or adopts one virtgate created earlier and applies `spec` to it
@@ -370,8 +386,7 @@ impl Links {
                     // Delay before STP: the kernel applies IFLA_BR_* in a fixed order with the
                     // forward delay first, and refuses a delay outside 2..=30 s while STP is on.
                     .forward_delay(delay)
-                    .stp_state(stp(spec.stp))
-                    .alias(alias.clone());
+                    .stp_state(stp(spec.stp));
                 if let Some(m) = spec.mac {
                     b = b.address(m.0.to_vec());
                 }
@@ -379,7 +394,11 @@ impl Links {
                     b = b.mtu(mtu);
                 }
                 match self.handle.link().add(b.build()).execute().await {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        let v = self.require(&spec.name).await?;
+                        self.mark(&v, &alias).await?;
+                        true
+                    }
                     Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
                         // Someone made it between our look-up and our create: judge it again.
                         let v = self.require(&spec.name).await?;
@@ -660,7 +679,6 @@ impl Links {
         let build = |name: &str| {
             LinkMacVtap::new(name, parent.index, mode_to_kernel(spec.mode))
                 .address(spec.guest_mac.0.to_vec())
-                .alias(alias.clone())
                 .up()
                 .build()
         };
@@ -709,6 +727,7 @@ impl Links {
             .link_by_name(&name)
             .await?
             .ok_or_else(|| LinksError::NotFound { name: name.clone() })?;
+        self.mark(&v, &alias).await?;
         if let Err(e) = self.make_device(&v, owner, group).await {
             let _ = self.delete_index(v.index, &name).await;
             return Err(e);
@@ -787,12 +806,7 @@ impl Links {
         if let Some(err) = parent_conflict(&links, parent, MacvtapMode::Bridge) {
             return Err(err);
         }
-        let mut b = LinkMacVlan::new(spec.name.as_str(), parent.index, MacVlanMode::Bridge)
-            .alias(alias_for(
-                Role::Shim,
-                spec.label.as_ref().map(Label::as_str),
-            ))
-            .up();
+        let mut b = LinkMacVlan::new(spec.name.as_str(), parent.index, MacVlanMode::Bridge).up();
         if let Some(m) = spec.mac {
             b = b.address(m.0.to_vec());
         }
@@ -806,6 +820,11 @@ impl Links {
                 spec.name, parent.name
             )))?;
         let v = self.require(&spec.name).await?;
+        self.mark(
+            &v,
+            &alias_for(Role::Shim, spec.label.as_ref().map(Label::as_str)),
+        )
+        .await?;
         self.port_info_by_index(v.index).await
     }
 
