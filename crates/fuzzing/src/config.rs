@@ -280,3 +280,54 @@ fn check_addrs(a: &virtgate_config::AllowedAddrs) {
         }
     }
 }
+
+/// `NetworkDef::parse` (libvirt network XML; input split at NUL: the network, then an XML
+/// fragment for `update`). On success the definition validates, its `to_xml` parses back to the
+/// same definition and is canonical (emitting again gives the same text); an `update` that
+/// succeeds leaves a definition that still validates and round-trips.
+pub fn config_libvirt_network(data: &[u8]) {
+    use virtgate_config::libvirt::{UpdateOp, UpdateSection};
+    use virtgate_config::NetworkDef;
+    const PATH: &str = "/etc/libvirt/qemu/networks/fuzz.xml";
+    let mut parts = data.splitn(2, |b| *b == 0);
+    let xml = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+    let update = parts
+        .next()
+        .map(|u| String::from_utf8_lossy(u).into_owned());
+    let r = NetworkDef::parse(&xml, PATH);
+    assert_eq!(r, NetworkDef::parse(&xml, PATH), "not deterministic");
+    check_result(&r, &[(PathBuf::from(PATH), xml.clone())]);
+    let Ok(parsed) = r else { return };
+    let mut def = parsed.value;
+    let round_trip = |def: &NetworkDef| {
+        if let Err(e) = def.validate() {
+            panic!("a parsed definition does not validate: {e}");
+        }
+        let out = def.to_xml();
+        let again = match NetworkDef::parse(&out, PATH) {
+            Ok(p) => p.value,
+            Err(e) => panic!("to_xml output does not parse: {e}\n{out}"),
+        };
+        assert_eq!(&again, def, "parse(to_xml(d)) != d\n{out}");
+        assert_eq!(again.to_xml(), out, "to_xml is not canonical");
+    };
+    round_trip(&def);
+    if let Some(u) = update {
+        let (section, op) = match u.as_bytes().first().map_or(0, |b| b % 8) {
+            0 => (UpdateSection::IpDhcpHost, UpdateOp::AddLast),
+            1 => (UpdateSection::IpDhcpHost, UpdateOp::AddFirst),
+            2 => (UpdateSection::IpDhcpHost, UpdateOp::Delete),
+            3 => (UpdateSection::IpDhcpHost, UpdateOp::Modify),
+            4 => (UpdateSection::DnsHost, UpdateOp::AddLast),
+            5 => (UpdateSection::DnsHost, UpdateOp::AddFirst),
+            6 => (UpdateSection::DnsHost, UpdateOp::Delete),
+            _ => (UpdateSection::DnsHost, UpdateOp::Modify),
+        };
+        let fragment = u.get(1..).unwrap_or("");
+        let before = def.clone();
+        match def.update(section, op, fragment) {
+            Ok(()) => round_trip(&def),
+            Err(_) => assert_eq!(def, before, "a refused update changed the definition"),
+        }
+    }
+}

@@ -21,7 +21,9 @@ pub mod ppp;
 pub mod pptp;
 pub mod seeds;
 
-pub use config::{config_chap_secrets, config_ppp_options, config_pptpd_conf};
+pub use config::{
+    config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf,
+};
 pub use net::{dhcp_lease_engine, dhcp_leasefile, dns_server};
 pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
 pub use pptp::{
@@ -59,6 +61,7 @@ targets!(
     config_pptpd_conf,
     config_ppp_options,
     config_chap_secrets,
+    config_libvirt_network,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,

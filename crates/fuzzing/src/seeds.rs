@@ -829,6 +829,46 @@ fn config_seeds(out: &mut Vec<Seed>) {
     for (name, text) in secrets {
         out.push(seed("config_chap_secrets", *name, text.as_bytes().to_vec()));
     }
+
+    // libvirt network XML: the config crate's fixtures (virsh net-dumpxml output), and the
+    // default network with a `net-update` fragment for each section.
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/tests/data/libvirt");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".xml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for n in names {
+        if let Ok(text) = std::fs::read(dir.join(&n)) {
+            out.push(seed(
+                "config_libvirt_network",
+                n.trim_end_matches(".xml").to_owned(),
+                text,
+            ));
+        }
+    }
+    if let Ok(default) = std::fs::read(dir.join("default.xml")) {
+        for (name, update) in [
+            (
+                "update-dhcp-host",
+                "\x00<host mac='52:54:00:12:34:56' name='guest' ip='192.168.122.77'/>",
+            ),
+            (
+                "update-dns-host",
+                "\x04<host ip='192.168.122.78'><hostname>svc</hostname></host>",
+            ),
+        ] {
+            let mut b = default.clone();
+            b.push(0);
+            b.extend_from_slice(update.as_bytes());
+            out.push(seed("config_libvirt_network", name, b));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1023,5 +1063,30 @@ mod tests {
             replies >= 5 && most == 1,
             "{replies} replies, {most} leases"
         );
+    }
+
+    #[test]
+    fn libvirt_seeds_parse_and_update() {
+        use virtgate_config::libvirt::{UpdateOp, UpdateSection};
+        let mut ok = 0;
+        for s in all()
+            .iter()
+            .filter(|s| s.target == "config_libvirt_network")
+        {
+            let xml = s.bytes.split(|b| *b == 0).next().unwrap_or_default();
+            if virtgate_config::NetworkDef::parse(&String::from_utf8_lossy(xml), "x.xml").is_ok() {
+                ok += 1;
+            }
+        }
+        assert!(ok >= 10, "only {ok} libvirt seeds parse");
+        let b = seed_bytes("config_libvirt_network", "update-dhcp-host");
+        let mut parts = b.splitn(2, |x| *x == 0);
+        let xml = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
+        let frag = String::from_utf8_lossy(&parts.next().unwrap()[1..]).into_owned();
+        let mut def = virtgate_config::NetworkDef::parse(&xml, "x.xml")
+            .unwrap()
+            .value;
+        def.update(UpdateSection::IpDhcpHost, UpdateOp::AddLast, &frag)
+            .unwrap();
     }
 }

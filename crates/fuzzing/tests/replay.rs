@@ -241,6 +241,7 @@ replay_tests!(
     config_pptpd_conf,
     config_ppp_options,
     config_chap_secrets,
+    config_libvirt_network,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,
