@@ -15,7 +15,7 @@ pub enum LinksError {
     #[error("invalid MAC address {text:?} (expected aa:bb:cc:dd:ee:ff)")]
     InvalidMac { text: String },
 
-    #[error("{mac} cannot be a guest's MAC address: it must be unicast and non-zero")]
+    #[error("{mac} cannot be an interface's MAC address: it must be unicast and non-zero")]
     InvalidGuestMac { mac: Mac },
 
     #[error("invalid label {text:?}: 1 to 200 bytes without control characters")]
@@ -97,6 +97,10 @@ pub enum LinksError {
         #[source]
         source: io::Error,
     },
+
+    /// The handle was made outside a tokio runtime.
+    #[error("Links needs a tokio runtime to run its netlink connection")]
+    NoRuntime,
 
     /// `ovs-vsctl` failed or could not be run.
     #[error("ovs-vsctl {args} failed: {reason}")]

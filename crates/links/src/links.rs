@@ -279,9 +279,10 @@ impl Links {
     }
 
     pub fn with_options(opts: LinksOptions) -> Result<Links, LinksError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| LinksError::NoRuntime)?;
         let (conn, handle, _) =
             rtnetlink::new_connection().map_err(io_err("opening a netlink socket"))?;
-        let conn = tokio::spawn(conn);
+        let conn = rt.spawn(conn);
         Ok(Links {
             handle,
             conn,
@@ -866,6 +867,9 @@ impl Links {
     // ---------------------------------------------------------------- ports in general
 
     /// Deletes a port virtgate created (tap, OVS port, macvtap with its device node, shim).
+    /// For an OVS port the `del-port` comes first; when it fails the tap is kept and the error
+    /// returned, since a port record left in OVS's database would take in the next tap of the
+    /// same name.
     pub async fn delete_port(&self, name: &IfName) -> Result<(), LinksError> {
         let v = self.require(name).await?;
         let role = match v.ours() {
@@ -1230,6 +1234,11 @@ mod tests {
         ];
         assert_eq!(first_free(&links, "macvtap"), 1);
         assert_eq!(first_free(&[], "macvtap"), 0);
+    }
+
+    #[test]
+    fn a_handle_needs_a_runtime() {
+        assert!(matches!(Links::new(), Err(LinksError::NoRuntime)));
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl Mac {
     }
 }
 
+impl From<[u8; 6]> for Mac {
+    fn from(b: [u8; 6]) -> Mac {
+        Mac(b)
+    }
+}
+
 impl FromStr for Mac {
     type Err = LinksError;
     fn from_str(s: &str) -> Result<Mac, LinksError> {

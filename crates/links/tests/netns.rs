@@ -206,6 +206,15 @@ fn bridge_created_with_the_settings_asked_adopted_and_deleted() {
             let listed = links.list_bridges().await.unwrap();
             assert_eq!(listed.len(), 1);
             assert_eq!(listed[0].name, "vbr0");
+            assert!(matches!(
+                links.delete_port(&spec.name).await,
+                Err(LinksError::WrongKind { .. })
+            ));
+
+            // A new handle (a restarted daemon) still knows the bridge is ours.
+            drop(links);
+            let links = Links::new().unwrap();
+            assert!(!links.ensure_bridge(&spec).await.unwrap().created);
 
             links.delete_bridge(&spec.name).await.unwrap();
             assert!(!exists("vbr0"));
@@ -405,6 +414,21 @@ fn taps_attached_owned_and_passing_traffic() {
             ga.ping(Ipv4Addr::new(10, 20, 0, 1), WAIT).unwrap();
             drop(responder);
             drop(ga);
+
+            // Multi-queue taps for QEMU's queues=N.
+            let mut mq = TapSpec::new([0x52, 0x54, 0, 0xaa, 0, 9].into());
+            mq.name = Some(name("vtapmq"));
+            mq.multi_queue = true;
+            links.create_tap(&mq).await.unwrap();
+            let flags = sysfs("vtapmq/tun_flags").unwrap();
+            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(flags & 0x0100, 0x0100, "IFF_MULTI_QUEUE");
+            assert_eq!(
+                sysfs("vtapmq/mtu").unwrap(),
+                "1500",
+                "no bridge, no MTU asked"
+            );
+            links.delete_port(&name("vtapmq")).await.unwrap();
 
             let listed = links.list_ports().await.unwrap();
             let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
