@@ -4,7 +4,9 @@
 //! stop Docker's `ip filter FORWARD` (policy drop) or firewalld's final `reject` from dropping
 //! it. We never edit those tables; instead we walk their input and forward base chains, over the
 //! JSON of `nft -j list ruleset`, with a few typical packets of ours ("probes": a PPTP SYN to
-//! port 1723, a GRE packet, a client's new flow out, a reply in), and for every chain that would
+//! port 1723, a GRE packet, a client's new flow out, a reply in; for a virtual network a DHCP
+//! request and a DNS query to the host, a guest-to-guest packet across the bridge and, by forward
+//! mode, new flows out and replies or routed flows in), and for every chain that would
 //! drop one we return a [`Warning`] naming the table, chain and verdict and the exact rule the
 //! admin should add.
 //!
@@ -21,7 +23,7 @@ use std::net::Ipv4Addr;
 use serde_json::Value;
 
 use crate::error::FirewallError;
-use crate::model::{compact_pool, Part, Ruleset};
+use crate::model::{compact_pool, network_address, NetForward, Part, Ruleset};
 
 /// Another table's base chain that would drop some of our traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +220,138 @@ fn probes(part: &Part) -> Vec<Probe> {
                 },
             ]
         }
+        Part::Network {
+            name,
+            bridge,
+            subnet,
+            prefix,
+            forward,
+        } => network_probes(name, bridge, *subnet, *prefix, forward),
     }
+}
+
+/// A virtual network's traffic: DHCP and DNS to the host, guest to guest across the bridge
+/// (bridged frames pass the forward hook with `bridge-nf-call-iptables=1`, so Docker's FORWARD
+/// policy drop cuts guests off from each other), and for NAT/route the forwarded flows.
+fn network_probes(
+    name: &str,
+    bridge: &str,
+    subnet: Ipv4Addr,
+    prefix: u8,
+    forward: &NetForward,
+) -> Vec<Probe> {
+    if *forward == NetForward::Open {
+        return Vec::new(); // libvirt adds no rules for it: the admin decides, we claim nothing
+    }
+    let prefix = prefix.min(32); // unvalidated input must not underflow the shifts below
+    let net = network_address(subnet, prefix);
+    let cidr = format!("{net}/{prefix}");
+    // Two guest addresses of the subnet (its first hosts; on a /31 or /32 the addresses there).
+    let host = |n: u32| {
+        let size = 1u32.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        Ipv4Addr::from(u32::from(net).wrapping_add(n.min(size.saturating_sub(1))))
+    };
+    let (guest, other_guest) = (host(2), host(3));
+    // The bridge's own address when the part was given it (libvirt's <ip address>).
+    let bridge_addr = (subnet != net).then_some(subnet);
+    let uplink = forward.uplink();
+    let of = format!("guests of network {name}");
+    let base = Probe {
+        hook: "input",
+        what: String::new(),
+        iif: Some(bridge.to_string()),
+        oif: None,
+        saddr: Some(guest),
+        daddr: bridge_addr,
+        l4: ("udp", 17),
+        dport: None,
+        ct: "new",
+        nft_rule: String::new(),
+        iptables_rule: String::new(),
+    };
+    let mut out = vec![
+        Probe {
+            what: format!("DHCP requests from {of} ({bridge})"),
+            saddr: Some(Ipv4Addr::UNSPECIFIED),
+            daddr: Some(Ipv4Addr::BROADCAST),
+            dport: Some(67),
+            nft_rule: format!("iifname \"{bridge}\" udp dport 67 accept"),
+            iptables_rule: format!("-i {bridge} -p udp --dport 67 -j ACCEPT"),
+            ..base.clone()
+        },
+        Probe {
+            what: format!("DNS queries from {of} ({bridge})"),
+            dport: Some(53),
+            nft_rule: format!("iifname \"{bridge}\" udp dport 53 accept"),
+            iptables_rule: format!("-i {bridge} -p udp --dport 53 -j ACCEPT"),
+            ..base.clone()
+        },
+        Probe {
+            hook: "forward",
+            what: format!("traffic between {of} ({bridge})"),
+            oif: Some(bridge.to_string()),
+            daddr: Some(other_guest),
+            l4: ("tcp", 6),
+            nft_rule: format!("iifname \"{bridge}\" oifname \"{bridge}\" accept"),
+            iptables_rule: format!("-i {bridge} -o {bridge} -j ACCEPT"),
+            ..base.clone()
+        },
+    ];
+    let (up_nft_in, up_nft_out) = match uplink {
+        Some(u) => (format!("iifname \"{u}\" "), format!(" oifname \"{u}\"")),
+        None => (String::new(), String::new()),
+    };
+    let (up_ipt_in, up_ipt_out) = match uplink {
+        Some(u) => (format!("-i {u} "), format!(" -o {u}")),
+        None => (String::new(), String::new()),
+    };
+    let (to, from) = match uplink {
+        Some(u) => (format!("{bridge} -> {u}"), format!("{u} -> {bridge}")),
+        None => (bridge.to_string(), bridge.to_string()),
+    };
+    let forwarded = Probe {
+        hook: "forward",
+        l4: ("tcp", 6),
+        ..base
+    };
+    if matches!(forward, NetForward::Nat { .. } | NetForward::Route { .. }) {
+        out.push(Probe {
+            what: format!("new connections out from {of} ({to})"),
+            oif: uplink.map(str::to_string),
+            daddr: None,
+            nft_rule: format!("iifname \"{bridge}\"{up_nft_out} ip saddr {cidr} accept"),
+            iptables_rule: format!("-i {bridge}{up_ipt_out} -s {cidr} -j ACCEPT"),
+            ..forwarded.clone()
+        });
+    }
+    let inbound = Probe {
+        iif: uplink.map(str::to_string),
+        oif: Some(bridge.to_string()),
+        saddr: None,
+        daddr: Some(guest),
+        ..forwarded
+    };
+    match forward {
+        NetForward::Nat { .. } => out.push(Probe {
+            what: format!("replies to {of} ({from})"),
+            ct: "established",
+            nft_rule: format!(
+                "{up_nft_in}oifname \"{bridge}\" ip daddr {cidr} ct state established,related accept"
+            ),
+            iptables_rule: format!(
+                "{up_ipt_in}-o {bridge} -d {cidr} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+            ),
+            ..inbound
+        }),
+        NetForward::Route { .. } => out.push(Probe {
+            what: format!("connections routed to {of} ({from})"),
+            nft_rule: format!("{up_nft_in}oifname \"{bridge}\" ip daddr {cidr} accept"),
+            iptables_rule: format!("{up_ipt_in}-o {bridge} -d {cidr} -j ACCEPT"),
+            ..inbound
+        }),
+        NetForward::Isolated | NetForward::Open => {}
+    }
+    out
 }
 
 /// (family, table, chain)
@@ -734,5 +867,178 @@ mod tests {
         assert!(m(ct) == Tri::False);
         let status = r#"{"op":"in","left":{"ct":{"key":"status"}},"right":"dnat"}"#;
         assert!(m(status) == Tri::Unknown);
+    }
+
+    fn network(bridge: &str, forward: NetForward) -> Ruleset {
+        Ruleset::new(vec![Part::Network {
+            name: "default".into(),
+            bridge: bridge.into(),
+            subnet: Ipv4Addr::new(192, 168, 100, 1),
+            prefix: 24,
+            forward,
+        }])
+    }
+
+    fn nat() -> NetForward {
+        NetForward::Nat {
+            uplink: None,
+            ports: None,
+            addresses: None,
+        }
+    }
+
+    fn brief(sample: &str, rs: &Ruleset) -> Vec<(String, String, String)> {
+        coexistence_warnings(sample, rs)
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.chain, w.traffic, w.fix.join("  or: ")))
+            .collect()
+    }
+
+    #[test]
+    fn docker_drops_guest_to_guest_and_nat_traffic_of_a_network() {
+        let docker = include_str!("../tests/data/docker.json");
+        let w = brief(docker, &network("virbr1", nat()));
+        let expect = |traffic: &str, fix: &str| ("FORWARD".to_string(), traffic.into(), fix.into());
+        assert_eq!(
+            w,
+            [
+                expect(
+                    "traffic between guests of network default (virbr1)",
+                    "nft insert rule ip filter DOCKER-USER iifname \"virbr1\" oifname \"virbr1\" \
+                     accept  or: iptables -I DOCKER-USER -i virbr1 -o virbr1 -j ACCEPT"
+                ),
+                expect(
+                    "new connections out from guests of network default (virbr1)",
+                    "nft insert rule ip filter DOCKER-USER iifname \"virbr1\" ip saddr \
+                     192.168.100.0/24 accept  or: iptables -I DOCKER-USER -i virbr1 -s \
+                     192.168.100.0/24 -j ACCEPT"
+                ),
+                expect(
+                    "replies to guests of network default (virbr1)",
+                    "nft insert rule ip filter DOCKER-USER oifname \"virbr1\" ip daddr \
+                     192.168.100.0/24 ct state established,related accept  or: iptables -I \
+                     DOCKER-USER -o virbr1 -d 192.168.100.0/24 -m conntrack --ctstate \
+                     RELATED,ESTABLISHED -j ACCEPT"
+                ),
+            ]
+        );
+        // Routed with an uplink: the uplink is in the advice; isolated: only guest to guest;
+        // open: libvirt adds nothing, we claim nothing.
+        let routed = brief(
+            docker,
+            &network(
+                "virbr0",
+                NetForward::Route {
+                    uplink: Some("up0".into()),
+                },
+            ),
+        );
+        assert_eq!(routed.len(), 3, "{routed:?}");
+        assert_eq!(
+            routed[2].1,
+            "connections routed to guests of network default (up0 -> virbr0)"
+        );
+        assert!(routed[2].2.starts_with(
+            "nft insert rule ip filter DOCKER-USER iifname \"up0\" oifname \"virbr0\" ip daddr \
+             192.168.100.0/24 accept"
+        ));
+        let isolated = brief(docker, &network("virbr1", NetForward::Isolated));
+        assert_eq!(isolated.len(), 1, "{isolated:?}");
+        assert_eq!(
+            isolated[0].1,
+            "traffic between guests of network default (virbr1)"
+        );
+        assert!(brief(docker, &network("virbr1", NetForward::Open)).is_empty());
+    }
+
+    #[test]
+    fn strict_host_firewall_drops_dhcp_and_dns_to_the_host() {
+        let strict = include_str!("../tests/data/strict-input.json");
+        let w = brief(strict, &network("virbr1", NetForward::Isolated));
+        let chains: Vec<(&str, &str)> =
+            w.iter().map(|(c, t, _)| (c.as_str(), t.as_str())).collect();
+        assert_eq!(
+            chains,
+            [
+                (
+                    "input",
+                    "DHCP requests from guests of network default (virbr1)"
+                ),
+                (
+                    "input",
+                    "DNS queries from guests of network default (virbr1)"
+                ),
+                (
+                    "forward",
+                    "traffic between guests of network default (virbr1)"
+                ),
+            ]
+        );
+        assert_eq!(
+            w[0].2,
+            "nft insert rule inet filter input iifname \"virbr1\" udp dport 67 accept"
+        );
+        assert_eq!(
+            w[1].2,
+            "nft insert rule inet filter input iifname \"virbr1\" udp dport 53 accept"
+        );
+    }
+
+    #[test]
+    fn firewalld_accepts_established_replies_but_rejects_the_rest() {
+        let w = brief(
+            include_str!("../tests/data/firewalld.json"),
+            &network("virbr1", nat()),
+        );
+        let traffic: Vec<&str> = w.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(
+            traffic,
+            [
+                "DHCP requests from guests of network default (virbr1)",
+                "DNS queries from guests of network default (virbr1)",
+                "traffic between guests of network default (virbr1)",
+                "new connections out from guests of network default (virbr1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn libvirts_own_table_only_conflicts_on_its_own_bridge() {
+        let libvirt = include_str!("../tests/data/libvirt.json");
+        assert!(brief(libvirt, &network("virbr1", nat())).is_empty());
+        // Our network on libvirt's virbr0: libvirt rejects what it did not allow itself.
+        let clash = brief(
+            libvirt,
+            &network(
+                "virbr0",
+                NetForward::Route {
+                    uplink: Some("up0".into()),
+                },
+            ),
+        );
+        let traffic: Vec<&str> = clash.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(
+            traffic,
+            [
+                "new connections out from guests of network default (virbr0 -> up0)",
+                "connections routed to guests of network default (up0 -> virbr0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn unvalidated_network_parts_never_panic() {
+        for prefix in [0, 31, 32, 33, 255] {
+            let rs = Ruleset::new(vec![Part::Network {
+                name: String::new(),
+                bridge: String::new(),
+                subnet: Ipv4Addr::BROADCAST,
+                prefix,
+                forward: nat(),
+            }]);
+            let all = coexistence_warnings(include_str!("../tests/data/docker.json"), &rs);
+            assert!(all.is_ok());
+        }
     }
 }

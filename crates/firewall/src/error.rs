@@ -42,6 +42,28 @@ pub enum FirewallError {
     /// A part whose address pool is empty.
     #[error("the {part} part has an empty address pool")]
     EmptyPool { part: &'static str },
+    /// A network name that virtgate-config would not accept either (it goes into comments).
+    #[error("invalid network name {name:?} for the firewall: {reason}")]
+    InvalidNetworkName { name: String, reason: &'static str },
+    /// A network's prefix length outside 1-32.
+    #[error("network {network:?}: prefix length /{prefix} out of range (1-32)")]
+    InvalidPrefix { network: String, prefix: u8 },
+    /// A NAT port range that starts at 0 or ends before it starts.
+    #[error(
+        "network {network:?}: NAT port range {first}-{last} must be within 1-65535, first <= last"
+    )]
+    InvalidPortRange {
+        network: String,
+        first: u16,
+        last: u16,
+    },
+    /// A NAT address range that ends before it starts.
+    #[error("network {network:?}: NAT address range {first}-{last} ends before it starts")]
+    InvalidAddressRange {
+        network: String,
+        first: std::net::Ipv4Addr,
+        last: std::net::Ipv4Addr,
+    },
     /// An MSS outside what TCP over IPv4 can use.
     #[error("TCP MSS {0} out of range (536..=65495)")]
     InvalidMss(u16),

@@ -15,8 +15,10 @@
 //! - [`FirewallConfig`] + [`Firewall::start`]: the daemon's one call (with the `--no-firewall`
 //!   switch) and [`Firewall::stop`].
 //!
-//! Issue 4's NAT networks become one more [`Part`] variant and one function in `render.rs`
-//! listing its sets and rules; table, chains, transaction and checks are shared.
+//! - [`Part::Network`]: a libvirt virtual network (issue 4) with libvirt's rules for its
+//!   [`NetForward`] mode (NAT, route, open, isolated). Several networks and the PPTP part live
+//!   in the same table and are applied in one transaction; the daemon starts or stops a network
+//!   by [`Applied::replace`]-ing the whole table with the new list of parts.
 //!
 //! ```no_run
 //! use virtgate_firewall::{Firewall, FirewallConfig, Nft, Part, Ruleset};
@@ -48,7 +50,10 @@ pub mod uplink;
 pub use coexist::{coexistence_warnings, Warning};
 pub use error::{FirewallError, FIX};
 pub use forwarding::{ForwardingGuard, IPV4_FORWARD};
-pub use model::{compact_pool, validate_ifname, AddrRange, Part, Ruleset, DEFAULT_TABLE};
+pub use model::{
+    compact_pool, network_address, validate_ifname, validate_network_name, AddrRange, NetForward,
+    Part, Ruleset, DEFAULT_NAT_PORTS, DEFAULT_TABLE, MAX_NETWORK_NAME,
+};
 pub use nft::{apply, remove_stale, Applied, Nft};
 pub use render::render;
 

@@ -1,10 +1,10 @@
 //! The typed ruleset: what virtgate wants from the firewall, one [`Part`] per feature.
 //!
 //! A part says what it needs in words of its own configuration (a PPTP address pool, a tun
-//! device, an uplink); [`crate::render`] turns all parts into the rules of virtgate's single
-//! table. A new feature (issue 4's libvirt-style NAT networks) is a new `Part` variant plus one
-//! function in `render.rs` that lists its sets and rules — the table, the base chains, the
-//! atomic replace and the coexistence check stay as they are.
+//! device, an uplink; a libvirt network's bridge, subnet and forward mode); [`crate::render`]
+//! turns all parts into the rules of virtgate's single table. A new feature is a new `Part`
+//! variant plus one function in `render.rs` that lists its sets and rules — the table, the base
+//! chains, the atomic replace and the coexistence check stay as they are.
 
 use std::net::Ipv4Addr;
 
@@ -62,13 +62,81 @@ pub enum Part {
         /// The largest TCP MSS a client's SYN may announce (the seed: 1356).
         mss: u16,
     },
+    /// A libvirt virtual network (issue 4) with the rules libvirt's nftables backend gives it
+    /// (`src/network/network_nftables.c`): guests on `bridge` reach each other; forwarding
+    /// in and out of the bridge as `forward` says, everything else into or out of the bridge
+    /// rejected; for NAT, masquerade toward the outside. DHCP and DNS to the host are accepted
+    /// in input. No rule matches traffic that does not enter or leave `bridge`.
+    Network {
+        /// libvirt's `<name>`; only used in rule comments (see [`validate_network_name`]).
+        name: String,
+        /// `<bridge name>`: the bridge the guests' taps are plugged into.
+        bridge: String,
+        /// `<ip address>`: the bridge's own address (192.168.122.1) or any other address of the
+        /// network; rules use the network address (192.168.122.0/24).
+        subnet: Ipv4Addr,
+        /// `<ip prefix>` (or the netmask as a prefix length), 1-32.
+        prefix: u8,
+        /// `<forward mode>`, or [`NetForward::Isolated`] without `<forward>`.
+        forward: NetForward,
+    },
 }
+
+/// How a [`Part::Network`] reaches beyond its bridge (libvirt's `<forward mode>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetForward {
+    /// `mode='nat'`: guests' traffic leaves masqueraded (or SNATed to `addresses`); from
+    /// outside only replies come in.
+    Nat {
+        /// `<forward dev=>`: the only interface guests' traffic may leave through; `None`: any.
+        uplink: Option<String>,
+        /// `<nat><port start end>`: the source ports TCP and UDP are mapped to; `None`:
+        /// libvirt's default 1024-65535 (never a privileged port, which NFS servers trust).
+        ports: Option<(u16, u16)>,
+        /// `<nat><address start end>`: SNAT to these addresses (first, last) instead of
+        /// masquerading to the uplink's address.
+        addresses: Option<(Ipv4Addr, Ipv4Addr)>,
+    },
+    /// `mode='route'`: forwarded both ways without NAT (the outside needs a route back).
+    Route {
+        /// `<forward dev=>`, as for NAT.
+        uplink: Option<String>,
+    },
+    /// `mode='open'`: libvirt adds no firewall rules at all, and neither do we.
+    Open,
+    /// No `<forward>`: guests reach the host (DHCP, DNS) and each other, nothing beyond.
+    Isolated,
+}
+
+impl NetForward {
+    /// libvirt's word for the mode (`isolated` for a network without `<forward>`).
+    pub fn mode(&self) -> &'static str {
+        match self {
+            NetForward::Nat { .. } => "nat",
+            NetForward::Route { .. } => "route",
+            NetForward::Open => "open",
+            NetForward::Isolated => "isolated",
+        }
+    }
+
+    /// The `<forward dev=>` interface, when the mode has one.
+    pub fn uplink(&self) -> Option<&str> {
+        match self {
+            NetForward::Nat { uplink, .. } | NetForward::Route { uplink } => uplink.as_deref(),
+            NetForward::Open | NetForward::Isolated => None,
+        }
+    }
+}
+
+/// libvirt's NAT source ports when `<nat><port>` is absent.
+pub const DEFAULT_NAT_PORTS: (u16, u16) = (1024, 65535);
 
 impl Part {
     /// A short name for messages and rule comments.
     pub fn kind(&self) -> &'static str {
         match self {
             Part::Pptp { .. } => "pptp",
+            Part::Network { .. } => "network",
         }
     }
 
@@ -93,8 +161,92 @@ impl Part {
                 }
                 Ok(())
             }
+            Part::Network {
+                name,
+                bridge,
+                prefix,
+                forward,
+                ..
+            } => {
+                validate_network_name(name)?;
+                validate_ifname(bridge)?;
+                if !(1..=32).contains(prefix) {
+                    return Err(FirewallError::InvalidPrefix {
+                        network: name.clone(),
+                        prefix: *prefix,
+                    });
+                }
+                if let Some(uplink) = forward.uplink() {
+                    validate_ifname(uplink)?;
+                }
+                if let NetForward::Nat {
+                    ports, addresses, ..
+                } = forward
+                {
+                    // libvirt itself wants start < end; a single port is a valid nft mapping and
+                    // virtgate-config accepts it, so only order and port 0 are refused here.
+                    if let Some((first, last)) = *ports {
+                        if first == 0 || first > last {
+                            return Err(FirewallError::InvalidPortRange {
+                                network: name.clone(),
+                                first,
+                                last,
+                            });
+                        }
+                    }
+                    if let Some((first, last)) = *addresses {
+                        if first > last {
+                            return Err(FirewallError::InvalidAddressRange {
+                                network: name.clone(),
+                                first,
+                                last,
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// The network address of `addr/prefix` (host bits cleared); `prefix` above 32 counts as 32.
+pub fn network_address(addr: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
+    Ipv4Addr::from(u32::from(addr) & mask)
+}
+
+/// Longest network name, as virtgate-config allows (libvirt sets no limit).
+pub const MAX_NETWORK_NAME: usize = 64;
+
+/// libvirt network names as virtgate-config accepts them: 1 to 64 characters, letters (any
+/// script), digits and `-_.+:@`, not starting with `-` or `.`. The name only reaches rule
+/// comments, so this also keeps quotes, backslashes and control characters out of the script.
+pub fn validate_network_name(name: &str) -> Result<(), FirewallError> {
+    let bad = |reason| {
+        Err(FirewallError::InvalidNetworkName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.chars().count() > MAX_NETWORK_NAME {
+        return bad("longer than 64 characters");
+    }
+    if name.starts_with('-') || name.starts_with('.') {
+        return bad("starts with '-' or '.'");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | ':' | '@'))
+    {
+        return bad("only letters, digits and - _ . + : @");
+    }
+    Ok(())
 }
 
 /// Linux interface names: 1 to 15 bytes (IFNAMSIZ 16 with the NUL), no '/', ':' or
@@ -295,5 +447,153 @@ mod tests {
         let mut bad_table = pptp(vec![a("192.168.0.100")], "eth0", 1356);
         bad_table.table = "x y".into();
         assert!(bad_table.validate().is_err());
+    }
+
+    fn network(name: &str, bridge: &str, prefix: u8, forward: NetForward) -> Ruleset {
+        Ruleset::new(vec![Part::Network {
+            name: name.into(),
+            bridge: bridge.into(),
+            subnet: a("192.168.122.1"),
+            prefix,
+            forward,
+        }])
+    }
+
+    fn nat(
+        uplink: Option<&str>,
+        ports: Option<(u16, u16)>,
+        addresses: Option<(&str, &str)>,
+    ) -> NetForward {
+        NetForward::Nat {
+            uplink: uplink.map(str::to_string),
+            ports,
+            addresses: addresses.map(|(f, l)| (a(f), a(l))),
+        }
+    }
+
+    #[test]
+    fn network_names() {
+        for ok in [
+            "default",
+            "net-1_a.b+c:d@e",
+            "réseau",
+            "сеть",
+            "9lives",
+            &"n".repeat(64),
+        ] {
+            assert!(validate_network_name(ok).is_ok(), "{ok}");
+            assert!(network(ok, "virbr0", 24, NetForward::Isolated)
+                .validate()
+                .is_ok());
+        }
+        for bad in [
+            "",
+            &"n".repeat(65),
+            "-net",
+            ".net",
+            "my net",
+            "a\"b",
+            "a\\b",
+            "a/b",
+            "a\nb",
+            "a*",
+        ] {
+            let e = network(bad, "virbr0", 24, NetForward::Isolated)
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(e, FirewallError::InvalidNetworkName { .. }),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = validate_network_name("my net").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid network name \"my net\" for the firewall: only letters, digits and - _ . + : @"
+        );
+    }
+
+    #[test]
+    fn network_prefix_bridge_and_uplink() {
+        for ok in [1, 8, 24, 31, 32] {
+            assert!(network("n", "virbr0", ok, NetForward::Isolated)
+                .validate()
+                .is_ok());
+        }
+        for bad in [0, 33, 255] {
+            let e = network("n", "virbr0", bad, NetForward::Isolated)
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(e, FirewallError::InvalidPrefix { prefix, .. } if prefix == bad),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            network("n", "virbr0", 40, NetForward::Open)
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "network \"n\": prefix length /40 out of range (1-32)"
+        );
+        let e = network("n", "vir br0", 24, NetForward::Open).validate();
+        assert!(matches!(e, Err(FirewallError::InvalidInterface { .. })));
+        let e = network("n", "virbr0", 24, nat(Some("eth0\";"), None, None)).validate();
+        assert!(matches!(e, Err(FirewallError::InvalidInterface { .. })));
+        let route = NetForward::Route {
+            uplink: Some("x".repeat(16)),
+        };
+        let e = network("n", "virbr0", 24, route).validate();
+        assert!(matches!(e, Err(FirewallError::InvalidInterface { .. })));
+    }
+
+    #[test]
+    fn nat_ports_and_addresses_are_checked() {
+        let ok = [
+            nat(None, None, None),
+            nat(Some("eth0"), Some((1024, 65535)), None),
+            nat(None, Some((1, 1)), Some(("203.0.113.5", "203.0.113.5"))),
+            nat(None, None, Some(("203.0.113.5", "203.0.113.9"))),
+        ];
+        for f in ok {
+            assert!(
+                network("n", "virbr0", 24, f.clone()).validate().is_ok(),
+                "{f:?}"
+            );
+        }
+        for ports in [(0, 100), (2000, 1999)] {
+            let e = network("n", "virbr0", 24, nat(None, Some(ports), None))
+                .validate()
+                .unwrap_err();
+            assert!(matches!(e, FirewallError::InvalidPortRange { .. }), "{e}");
+        }
+        let e = network(
+            "n",
+            "virbr0",
+            24,
+            nat(None, None, Some(("203.0.113.9", "203.0.113.5"))),
+        )
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "network \"n\": NAT address range 203.0.113.9-203.0.113.5 ends before it starts"
+        );
+    }
+
+    #[test]
+    fn network_addresses_and_modes() {
+        assert_eq!(network_address(a("192.168.122.1"), 24), a("192.168.122.0"));
+        assert_eq!(network_address(a("10.1.2.3"), 8), a("10.0.0.0"));
+        assert_eq!(network_address(a("10.1.2.3"), 32), a("10.1.2.3"));
+        assert_eq!(network_address(a("10.1.2.3"), 31), a("10.1.2.2"));
+        assert_eq!(network_address(a("10.1.2.3"), 0), a("0.0.0.0"));
+        assert_eq!(network_address(a("10.1.2.3"), 200), a("10.1.2.3"));
+        let n = nat(Some("eth0"), None, None);
+        assert_eq!((n.mode(), n.uplink()), ("nat", Some("eth0")));
+        assert_eq!(NetForward::Isolated.mode(), "isolated");
+        assert_eq!(NetForward::Open.uplink(), None);
+        let part = &network("n", "virbr0", 24, NetForward::Open).parts[0];
+        assert_eq!(part.kind(), "network");
     }
 }
