@@ -1014,9 +1014,30 @@ impl Session {
         }
     }
 
+    /// Opens IPCP, unless MPPE is required and CCP is not up yet: then IPCP waits for
+    /// [`Self::ccp_up`] (pppd's `start_networks`/`continue_networks`: with MPPE required no
+    /// network protocol starts before CCP, so a peer never sees our IPCP Configure-Request
+    /// while its own IPCP is still closed and answers it with a Terminate-Ack).
     fn start_ipcp(&mut self, now: Instant) {
+        if self.mppe_policy.required && self.mode.is_none() {
+            return;
+        }
+        // Once per lower-layer Up: a second call (CCP renegotiated) finds IPCP already going.
+        if !matches!(self.ipcp.fsm.state(), State::Initial | State::Starting) {
+            return;
+        }
         self.ipcp.fsm.open(now, &mut self.ipcp.options);
         self.ipcp.fsm.up(now, &mut self.ipcp.options);
+    }
+
+    /// Starts IPCP once everything it waits for is there (address, and CCP when required).
+    fn continue_networks(&mut self, now: Instant) {
+        if self.phase != Phase::Network {
+            return;
+        }
+        if !self.is_server() || matches!(self.address, Address::Assigned(_)) {
+            self.start_ipcp(now);
+        }
     }
 
     fn fail_mppe(&mut self, now: Instant, text: &str) {
@@ -1087,6 +1108,7 @@ impl Session {
                     mode.stateless,
                 ));
                 self.mode = Some(mode);
+                self.continue_networks(now);
                 self.check_up();
             }
             Ok(None) if !self.mppe_policy.required => self.check_up(),

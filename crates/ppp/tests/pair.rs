@@ -821,3 +821,48 @@ fn close_after_peer_terminate_keeps_the_peer_reason() {
         Some(&DownReason::LocalClose("user hung up".into()))
     );
 }
+
+/// pppd's rule (auth.c start_networks/continue_networks): with MPPE required, no network
+/// protocol starts before CCP is up. A pppd peer whose IPCP is still closed answers an early
+/// IPCP Configure-Request with Terminate-Ack, which cost the real-peer dial-up a 3 s restart.
+#[test]
+fn mppe_required_holds_ipcp_until_ccp_is_up() {
+    let mut s = server_config();
+    s.mppe.required = true;
+    let mut c = client_config("password1");
+    c.mppe.required = true;
+    let mut p = Pair::new(s, c);
+    p.connect();
+    assert!(p.both_up());
+    assert_eq!(p.elapsed(), Duration::ZERO);
+    for side in [Side::Server, Side::Client] {
+        let sent: Vec<&Sent> = p.log.iter().filter(|f| f.from == side).collect();
+        // CCP code 2 = Configure-Ack: ours to the peer's request, and the peer's to ours.
+        let our_ccp_ack = sent
+            .iter()
+            .position(|f| f.protocol() == Protocol::Ccp && f.control().0 == 2)
+            .expect("we ack the peer's CCP request");
+        let first_ipcp = sent
+            .iter()
+            .position(|f| f.protocol() == Protocol::Ipcp)
+            .expect("IPCP is negotiated");
+        assert!(
+            first_ipcp > our_ccp_ack,
+            "{side:?} sent IPCP (frame {first_ipcp}) before CCP was up (ack at {our_ccp_ack})"
+        );
+        let peer_ccp_ack_at = p
+            .log
+            .iter()
+            .position(|f| f.from != side && f.protocol() == Protocol::Ccp && f.control().0 == 2)
+            .expect("the peer acks our CCP request");
+        let first_ipcp_at = p
+            .log
+            .iter()
+            .position(|f| f.from == side && f.protocol() == Protocol::Ipcp)
+            .unwrap();
+        assert!(
+            first_ipcp_at > peer_ccp_ack_at,
+            "{side:?}: IPCP before the peer's CCP ack"
+        );
+    }
+}
