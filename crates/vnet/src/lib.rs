@@ -1,0 +1,47 @@
+//! The runtime of libvirt-style virtual networks (issue 4): what libvirt's network driver and
+//! its per-network dnsmasq do, as a library the daemon calls. Thin tokio glue: the protocol
+//! work is in the sans-IO crates (`virtgate-dhcp`, `virtgate-dns`), the kernel work in
+//! `virtgate-links`, the firewall in `virtgate-firewall`.
+//!
+//! - [`Network::start`] → [`RunningNetwork`]: bridge (MAC, STP, delay, MTU), IPv4 address,
+//!   DHCP on UDP 67 and DNS on UDP/TCP 53 of the bridge, leases persisted to
+//!   `STATE/NAME.leases` on every change and restored at start; [`RunningNetwork::leases`],
+//!   [`RunningNetwork::stats`], [`RunningNetwork::update`] (`net-update --live`),
+//!   [`RunningNetwork::stop`] (removes the bridge, keeps the leases).
+//! - [`Store`]: `STATE/networks/NAME.xml` and autostart marks (`net-define`, `net-undefine`,
+//!   `net-autostart`, `net-update --config`), with libvirt's checks.
+//! - [`convert`]: the definition → the DHCP and DNS servers' configurations.
+//!
+//! Each network runs in a task of its own ([`service`](crate::service) module docs), so
+//! malformed packets on one network never reach another's servers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), virtgate_vnet::VnetError> {
+//! use std::path::Path;
+//! use virtgate_config::NetworkDef;
+//! use virtgate_vnet::{Network, NetworkOptions};
+//!
+//! let def = NetworkDef::libvirt_default();
+//! let net = Network::start(def, Path::new("/var/lib/virtgate"), NetworkOptions::default()).await?;
+//! for lease in net.leases().await? {
+//!     println!("{} {} {:?}", lease.mac, lease.ip, lease.hostname);
+//! }
+//! net.stop().await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod convert;
+mod dns_io;
+mod error;
+mod files;
+mod network;
+mod service;
+mod sockets;
+mod store;
+
+pub use error::VnetError;
+pub use network::{Network, NetworkOptions, RunningNetwork};
+pub use service::{NetworkStats, MAX_TCP_CLIENTS};
+pub use store::{leases_path, Store, StoredNetwork};
