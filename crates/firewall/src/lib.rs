@@ -49,7 +49,7 @@ pub mod uplink;
 
 pub use coexist::{coexistence_warnings, Warning};
 pub use error::{FirewallError, FIX};
-pub use forwarding::{ForwardingGuard, IPV4_FORWARD};
+pub use forwarding::{ForwardingGuard, FORWARD_MEMO_DIR, IPV4_FORWARD};
 pub use model::{
     compact_pool, network_address, validate_ifname, validate_network_name, AddrRange, NetForward,
     Part, Ruleset, DEFAULT_NAT_PORTS, DEFAULT_TABLE, MAX_NETWORK_NAME,
