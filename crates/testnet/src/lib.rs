@@ -107,8 +107,18 @@ impl Netns {
     /// Connects `self` and `other` with a veth pair, addresses given in CIDR form, both up.
     pub fn link_to(&self, other: &Netns, if_a: &str, addr_a: &str, if_b: &str, addr_b: &str) {
         run_ok(Command::new("ip").args([
-            "link", "add", if_a, "netns", &self.name, "type", "veth", "peer", "name", if_b,
-            "netns", &other.name,
+            "link",
+            "add",
+            if_a,
+            "netns",
+            &self.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            if_b,
+            "netns",
+            &other.name,
         ]));
         self.ip(&["addr", "add", addr_a, "dev", if_a]);
         other.ip(&["addr", "add", addr_b, "dev", if_b]);
@@ -119,12 +129,17 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
