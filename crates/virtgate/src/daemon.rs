@@ -31,7 +31,7 @@ use crate::error::DaemonError;
 use crate::link::{GreRx, Link, BUF_LEN, HEADROOM};
 use crate::net::{self, GreSocket, Routes};
 use crate::pool::ClientAddresses;
-use crate::settings::Settings;
+use crate::settings::{Limits, Settings};
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
 
 /// How long a stop may take: LCP Terminate, then CDN + StopCCRQ, then we go.
@@ -46,6 +46,8 @@ type ConnId = u64;
 enum TimerKey {
     Ctrl(ConnId),
     Call(u16),
+    /// `idle` / `maxconnect` of an up session.
+    Limit(u16),
 }
 
 /// The sending side of a control connection. Bytes go straight to the socket when nothing is
@@ -123,6 +125,12 @@ struct Call {
     user: Option<String>,
     addr: Option<Ipv4Addr>,
     up_since: Option<Instant>,
+    /// The last IP packet either way (pppd's idle time is the smaller of its send and receive
+    /// idle times, LCP echoes not counted).
+    last_data: Instant,
+    /// Why we closed the session ourselves, for the down log line.
+    close_reason: Option<&'static str>,
+    proxy_arp: bool,
 }
 
 /// Everything the server owns.
@@ -492,6 +500,9 @@ impl Engine {
                 user: None,
                 addr: None,
                 up_since: None,
+                last_data: now,
+                close_reason: None,
+                proxy_arp: false,
             },
         );
         self.drive_call(local, now);
@@ -584,6 +595,16 @@ impl Engine {
                     return false;
                 };
                 e.value.up_since = Some(now);
+                e.value.last_data = now;
+                if settings.proxyarp {
+                    self.routes.proxy_arp_add(tunnel_ip);
+                    e.value.proxy_arp = true;
+                }
+                let limit = limit_deadline(settings.limits(), now, now);
+                self.timers.set(TimerKey::Limit(id), limit);
+                let Some(e) = self.calls.get_mut(id) else {
+                    return false;
+                };
                 tracing::info!(
                     %peer,
                     user = e.value.user.as_deref().unwrap_or("?"),
@@ -597,7 +618,10 @@ impl Engine {
                 );
             }
             SessionEvent::Down { reason } => {
-                let r = format!("{reason:?}");
+                let r = match call.close_reason {
+                    Some(why) => format!("{why} ({reason:?})"),
+                    None => format!("{reason:?}"),
+                };
                 self.end_call(id, now, &r, true);
                 return false;
             }
@@ -618,12 +642,16 @@ impl Engine {
             return;
         };
         self.timers.set(TimerKey::Call(id), None);
+        self.timers.set(TimerKey::Limit(id), None);
         self.call_ids.release(id);
         let mut call = e.value;
         // Send what the session still has queued (e.g. its Terminate-Ack).
         call.link.flush(now, &self.gre, &mut self.scratch);
         if let Some(ip) = e.tunnel_ip {
             self.routes.del(ip);
+            if call.proxy_arp {
+                self.routes.proxy_arp_del(ip);
+            }
         }
         if let Some(a) = call.addr {
             self.pool.release(a);
@@ -687,6 +715,7 @@ impl Engine {
             .receive_gre(now, buf, &hdr, ihl + hlen, end)
         {
             GreRx::Ip { start, len } => {
+                entry.value.last_data = now;
                 if let Err(e) = tun.try_send(&buf[start..start + len]) {
                     if e.kind() != std::io::ErrorKind::WouldBlock {
                         tracing::debug!("TUN write failed: {e}");
@@ -709,7 +738,9 @@ impl Engine {
             self.tun_no_session += 1;
             return;
         };
-        e.value.link.send_ip(now, buf, n, &self.gre);
+        if e.value.link.send_ip(now, buf, n, &self.gre) {
+            e.value.last_data = now;
+        }
         let t = e.value.link.next_timeout();
         self.timers.set(TimerKey::Call(id), t);
     }
@@ -732,8 +763,37 @@ impl Engine {
                         self.drive_call(id, now);
                     }
                 }
+                TimerKey::Limit(id) => self.check_limits(id, now),
             }
         }
+    }
+
+    /// pppd's `check_idle` and `connect_time_expired`: close with pppd's Terminate text, or
+    /// re-arm for the next possible expiry.
+    fn check_limits(&mut self, id: u16, now: Instant) {
+        let settings = self.settings.clone();
+        let Some(e) = self.calls.get_mut(id) else {
+            return;
+        };
+        let call = &mut e.value;
+        let Some(up) = call.up_since else {
+            return;
+        };
+        let expired = match limit_expiry(settings.limits(), up, call.last_data, now) {
+            Ok(next) => {
+                self.timers.set(TimerKey::Limit(id), next);
+                return;
+            }
+            Err(which) => which,
+        };
+        let (log, terminate) = match expired {
+            Limit::Idle => ("Idle timeout", "Link inactive"),
+            Limit::MaxConnect => ("Connect time expired", "Connect time expired"),
+        };
+        tracing::info!(peer = %e.peer, user = call.user.as_deref().unwrap_or("?"), "{log}: hanging up");
+        call.close_reason = Some(log);
+        call.link.session.close(now, terminate);
+        self.drive_call(id, now);
     }
 
     fn begin_stop(&mut self, signal: &str, listener: &mut Option<TcpListener>) {
@@ -817,6 +877,91 @@ impl Engine {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Idle,
+    MaxConnect,
+}
+
+/// When an up session's `idle`/`maxconnect` must next be looked at (`None`: no limit).
+fn limit_deadline(s: Limits, up: Instant, last_data: Instant) -> Option<Instant> {
+    let a = s.maxconnect.map(|d| up + d);
+    let b = s.idle.map(|d| last_data + d);
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `Err(limit)` when a limit has run out at `now` (maxconnect first, as it cannot be undone by
+/// traffic), else `Ok(next deadline)`.
+fn limit_expiry(
+    s: Limits,
+    up: Instant,
+    last_data: Instant,
+    now: Instant,
+) -> Result<Option<Instant>, Limit> {
+    if s.maxconnect.is_some_and(|d| now >= up + d) {
+        return Err(Limit::MaxConnect);
+    }
+    if s.idle.is_some_and(|d| now >= last_data + d) {
+        return Err(Limit::Idle);
+    }
+    Ok(limit_deadline(s, up, last_data))
+}
+
 fn reject_result() -> virtgate_pptp::control::OutgoingCallResult {
     virtgate_pptp::control::OutgoingCallResult::Busy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_and_maxconnect_expire_as_pppd_does() {
+        let t0 = Instant::now();
+        let s = |idle: Option<u64>, max: Option<u64>| Limits {
+            idle: idle.map(Duration::from_secs),
+            maxconnect: max.map(Duration::from_secs),
+        };
+        let at = |n: u64| t0 + Duration::from_secs(n);
+        assert_eq!(limit_deadline(s(None, None), t0, t0), None);
+        assert_eq!(limit_expiry(s(None, None), t0, t0, at(1000)), Ok(None));
+        // idle 30: traffic at t=20 pushes the expiry to t=50.
+        assert_eq!(
+            limit_expiry(s(Some(30), None), t0, at(20), at(30)),
+            Ok(Some(at(50)))
+        );
+        assert_eq!(
+            limit_expiry(s(Some(30), None), t0, at(20), at(49)),
+            Ok(Some(at(50)))
+        );
+        assert_eq!(
+            limit_expiry(s(Some(30), None), t0, at(20), at(50)),
+            Err(Limit::Idle)
+        );
+        // maxconnect 60 whatever the traffic; the earlier deadline is armed.
+        assert_eq!(
+            limit_deadline(s(Some(30), Some(60)), t0, at(45)),
+            Some(at(60))
+        );
+        assert_eq!(
+            limit_deadline(s(Some(30), Some(60)), t0, at(10)),
+            Some(at(40))
+        );
+        assert_eq!(
+            limit_expiry(s(Some(30), Some(60)), t0, at(59), at(60)),
+            Err(Limit::MaxConnect)
+        );
+        assert_eq!(
+            limit_expiry(s(None, Some(60)), t0, t0, at(59)),
+            Ok(Some(at(60)))
+        );
+        // Both expired at once: maxconnect is reported (traffic cannot undo it).
+        assert_eq!(
+            limit_expiry(s(Some(10), Some(10)), t0, t0, at(10)),
+            Err(Limit::MaxConnect)
+        );
+    }
 }

@@ -8,6 +8,13 @@ pub enum DaemonError {
     /// A configuration file is wrong (`path:line: what — how to fix`).
     #[error("{0}")]
     Config(#[from] virtgate_config::ConfigError),
+    /// A setting virtgate will not run with (the configuration crate keeps no line for it).
+    #[error("{file}: option '{option}' refused: {reason}")]
+    Refused {
+        file: String,
+        option: String,
+        reason: String,
+    },
     #[error("cannot create TUN interface {name}: {source} — run as root (CAP_NET_ADMIN), check that /dev/net/tun exists and that the name is free")]
     Tun {
         name: String,

@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(2)
         }
+        Err(e @ DaemonError::Refused { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("virtgate: {e}");
             ExitCode::FAILURE

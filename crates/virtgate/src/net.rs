@@ -158,6 +158,10 @@ pub enum RouteOp {
     /// A /32 to the client; with an MTU when the client's is below the TUN's.
     Add(Ipv4Addr, Option<u16>),
     Del(Ipv4Addr),
+    /// pppd's `proxyarp` for a client that came up.
+    ProxyArpAdd(Ipv4Addr),
+    /// The client went down: remove its proxy entry, if one was added.
+    ProxyArpDel(Ipv4Addr),
 }
 
 /// Adds and removes `/32` routes through the TUN over rtnetlink, in order, off the data path.
@@ -173,10 +177,22 @@ impl Routes {
         tokio::spawn(conn);
         let (tx, mut rx) = mpsc::unbounded_channel::<RouteOp>();
         tokio::spawn(async move {
+            // Proxy entries we added: client → interface index.
+            let mut proxies: std::collections::HashMap<Ipv4Addr, u32> = Default::default();
             while let Some(op) = rx.recv().await {
                 let (ip, add, mtu) = match op {
                     RouteOp::Add(ip, mtu) => (ip, true, mtu),
                     RouteOp::Del(ip) => (ip, false, None),
+                    RouteOp::ProxyArpAdd(ip) => {
+                        proxy_arp_add(&handle, ip, &mut proxies).await;
+                        continue;
+                    }
+                    RouteOp::ProxyArpDel(ip) => {
+                        if let Some(ifindex) = proxies.remove(&ip) {
+                            proxy_arp_del(&handle, ip, ifindex).await;
+                        }
+                        continue;
+                    }
                 };
                 let mut msg = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
                     .destination_prefix(ip, 32)
@@ -201,6 +217,10 @@ impl Routes {
                     Err(e) => tracing::warn!(%ip, add, "route change failed: {e}"),
                 }
             }
+            // Stopping: proxy entries live on the LAN interface, which outlives us.
+            for (ip, ifindex) in proxies {
+                proxy_arp_del(&handle, ip, ifindex).await;
+            }
         });
         Ok(Routes { tx })
     }
@@ -212,11 +232,167 @@ impl Routes {
     pub fn del(&self, ip: Ipv4Addr) {
         let _ = self.tx.send(RouteOp::Del(ip));
     }
+
+    pub fn proxy_arp_add(&self, ip: Ipv4Addr) {
+        let _ = self.tx.send(RouteOp::ProxyArpAdd(ip));
+    }
+
+    pub fn proxy_arp_del(&self, ip: Ipv4Addr) {
+        let _ = self.tx.send(RouteOp::ProxyArpDel(ip));
+    }
+}
+
+/// An IPv4 address of an interface, as the kernel lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub ifindex: u32,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Up, Ethernet-like (ARPHRD_ETHER), ARP on, not loopback, not point-to-point.
+    pub ethernet_like: bool,
+}
+
+/// pppd's `get_ether_addr` choice: the first Ethernet-like interface whose subnet holds `ip`.
+pub fn proxy_arp_interface(ip: Ipv4Addr, addrs: &[IfAddr]) -> Option<u32> {
+    addrs
+        .iter()
+        .filter(|a| a.ethernet_like && a.prefix_len <= 32)
+        .find(|a| {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(a.prefix_len))
+                .unwrap_or(0);
+            (u32::from(a.addr) ^ u32::from(ip)) & mask == 0
+        })
+        .map(|a| a.ifindex)
+}
+
+/// The host's IPv4 addresses with whether their interface is Ethernet-like.
+async fn if_addrs(handle: &rtnetlink::Handle) -> Result<Vec<IfAddr>, rtnetlink::Error> {
+    use futures_util::TryStreamExt;
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::link::{LinkFlags, LinkLayerType};
+    let mut ether = std::collections::HashSet::new();
+    let mut links = handle.link().get().execute();
+    while let Some(l) = links.try_next().await? {
+        let f = l.header.flags;
+        if l.header.link_layer_type == LinkLayerType::Ether
+            && f.contains(LinkFlags::Up)
+            && !f.intersects(LinkFlags::Loopback | LinkFlags::Pointopoint | LinkFlags::Noarp)
+        {
+            ether.insert(l.header.index);
+        }
+    }
+    let mut out = Vec::new();
+    let mut addrs = handle.address().get().execute();
+    while let Some(a) = addrs.try_next().await? {
+        for attr in &a.attributes {
+            if let AddressAttribute::Local(std::net::IpAddr::V4(v4)) = attr {
+                out.push(IfAddr {
+                    ifindex: a.header.index,
+                    addr: *v4,
+                    prefix_len: a.header.prefix_len,
+                    ethernet_like: ether.contains(&a.header.index),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `ip neigh add proxy IP dev IF` on the interface pppd's `proxyarp` would pick.
+async fn proxy_arp_add(
+    handle: &rtnetlink::Handle,
+    ip: Ipv4Addr,
+    proxies: &mut std::collections::HashMap<Ipv4Addr, u32>,
+) {
+    use rtnetlink::packet_route::neighbour::NeighbourFlags;
+    let addrs = match if_addrs(handle).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%ip, "proxyarp: cannot list interfaces: {e}");
+            return;
+        }
+    };
+    let Some(ifindex) = proxy_arp_interface(ip, &addrs) else {
+        // pppd's words, once per session.
+        tracing::warn!(%ip, "Cannot determine ethernet address for proxy ARP");
+        return;
+    };
+    let r = handle
+        .neighbours()
+        .add(ifindex, ip.into())
+        .flags(NeighbourFlags::Proxy)
+        .replace()
+        .execute()
+        .await;
+    match r {
+        Ok(()) => {
+            tracing::debug!(%ip, ifindex, "proxy ARP entry added");
+            proxies.insert(ip, ifindex);
+        }
+        Err(e) => tracing::warn!(%ip, ifindex, "proxyarp: cannot add the proxy entry: {e}"),
+    }
+}
+
+async fn proxy_arp_del(handle: &rtnetlink::Handle, ip: Ipv4Addr, ifindex: u32) {
+    use rtnetlink::packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage,
+    };
+    use rtnetlink::packet_route::AddressFamily;
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = ifindex;
+    msg.header.flags = NeighbourFlags::Proxy;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    match handle.neighbours().del(msg).execute().await {
+        Ok(()) => tracing::debug!(%ip, ifindex, "proxy ARP entry removed"),
+        Err(e) => tracing::warn!(%ip, ifindex, "proxyarp: cannot remove the proxy entry: {e}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_arp_picks_the_ethernet_subnet_holding_the_client() {
+        let a = |ifindex, addr: [u8; 4], prefix_len, ethernet_like| IfAddr {
+            ifindex,
+            addr: Ipv4Addr::from(addr),
+            prefix_len,
+            ethernet_like,
+        };
+        let addrs = [
+            a(1, [127, 0, 0, 1], 8, false),
+            a(5, [192, 168, 0, 1], 32, false), // the TUN
+            a(2, [10, 0, 0, 5], 24, true),
+            a(3, [192, 168, 0, 2], 24, true),
+            a(4, [0, 0, 0, 0], 0, false),
+        ];
+        assert_eq!(
+            proxy_arp_interface(Ipv4Addr::new(192, 168, 0, 100), &addrs),
+            Some(3)
+        );
+        assert_eq!(
+            proxy_arp_interface(Ipv4Addr::new(10, 0, 0, 200), &addrs),
+            Some(2)
+        );
+        assert_eq!(
+            proxy_arp_interface(Ipv4Addr::new(10, 0, 1, 200), &addrs),
+            None
+        );
+        assert_eq!(
+            proxy_arp_interface(Ipv4Addr::new(127, 0, 0, 9), &addrs),
+            None
+        );
+        // /0 on an Ethernet-like interface holds everything; prefix_len > 32 never matches.
+        let any = [a(7, [0, 0, 0, 0], 0, true), a(8, [1, 2, 3, 4], 40, true)];
+        assert_eq!(
+            proxy_arp_interface(Ipv4Addr::new(9, 9, 9, 9), &any),
+            Some(7)
+        );
+    }
 
     #[test]
     fn ipv4_payload_skips_options_and_never_panics() {

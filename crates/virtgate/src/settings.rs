@@ -58,6 +58,72 @@ pub struct Settings {
     pub mss: u16,
     pub ppp: PppOptions,
     pub secrets: ChapSecrets,
+    /// `idle`: hang up after this long without data packets either way.
+    pub idle: Option<Duration>,
+    /// `maxconnect`: hang up after this long.
+    pub maxconnect: Option<Duration>,
+    /// `proxyarp`: a proxy neighbour entry for each client on the Ethernet-like interface whose
+    /// subnet holds its address.
+    pub proxyarp: bool,
+}
+
+/// The per-session time limits (`idle`, `maxconnect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub idle: Option<Duration>,
+    pub maxconnect: Option<Duration>,
+}
+
+/// Where an option came from, for messages: the pppd options file pptpd.conf names, or the
+/// built-in defaults.
+fn options_file(conf: &PptpdConf) -> String {
+    conf.option.as_ref().map_or_else(
+        || "built-in pppd options".into(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// Options the configuration crate parses that virtgate cannot honour: refused (with the file
+/// and the option, the configuration crate keeps no line for them) or warned about, never
+/// silently ignored.
+fn check_unsupported(
+    args: &ConfigArgs,
+    conf: &PptpdConf,
+    ppp: &PppOptions,
+) -> Result<(), DaemonError> {
+    let conf_file = args.pptpd_conf.display().to_string();
+    if ppp.defaultroute {
+        return Err(DaemonError::Refused {
+            file: options_file(conf),
+            option: "defaultroute".into(),
+            reason: "on a server it would point the host's default route into a client's \
+                     tunnel; remove it (pptpd installations should not have it)"
+                .into(),
+        });
+    }
+    if let Some(iface) = &conf.bcrelay {
+        return Err(DaemonError::Refused {
+            file: conf_file,
+            option: format!("bcrelay {iface}"),
+            reason: "broadcast relaying to clients is not supported by virtgate; remove the \
+                     line (Windows clients find LAN services through DNS/WINS instead)"
+                .into(),
+        });
+    }
+    if conf.logwtmp {
+        tracing::warn!(
+            "{conf_file}: logwtmp has no effect: virtgate records sessions in its log \
+             (\"session up\"/\"session down\" lines), not in wtmp"
+        );
+    }
+    if ppp.lcp.echo_adaptive {
+        tracing::warn!(
+            "{}: lcp-echo-adaptive has no effect: virtgate sends LCP Echo-Requests every \
+             lcp-echo-interval whatever the traffic",
+            options_file(conf)
+        );
+    }
+    Ok(())
 }
 
 fn log_warnings(w: &[virtgate_config::Warning]) {
@@ -124,7 +190,15 @@ impl Settings {
                 conf.localip.len()
             );
         }
+        check_unsupported(args, conf, &ppp)?;
         let pool = if conf.delegate {
+            // pptpd's `delegate` hands address allocation to pppd (and its radius plugin);
+            // virtgate's pppd part has no other source than chap-secrets.
+            tracing::info!(
+                "{}: delegate: client addresses come only from chap-secrets (a user without \
+                 a single pinned address there gets no address); remoteip is not used",
+                args.pptpd_conf.display()
+            );
             Vec::new()
         } else {
             conf.remoteip.clone()
@@ -151,9 +225,19 @@ impl Settings {
             our_name: ppp.name.clone().unwrap_or_else(|| "pptpd".into()),
             mtu,
             mss,
+            idle: ppp.idle.filter(|d| !d.is_zero()),
+            maxconnect: ppp.maxconnect.filter(|d| !d.is_zero()),
+            proxyarp: ppp.proxyarp,
             ppp,
             secrets,
         })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            idle: self.idle,
+            maxconnect: self.maxconnect,
+        }
     }
 
     pub fn control_config(&self) -> ControlConfig {
@@ -381,6 +465,10 @@ mod tests {
     use std::path::PathBuf;
 
     fn settings(conf: &str, opts: &str, secrets: &str) -> Settings {
+        try_settings(conf, opts, secrets).unwrap()
+    }
+
+    fn try_settings(conf: &str, opts: &str, secrets: &str) -> Result<Settings, DaemonError> {
         let args = ConfigArgs {
             pptpd_conf: PathBuf::from("pptpd.conf"),
             chap_secrets: PathBuf::from("chap-secrets"),
@@ -390,7 +478,51 @@ mod tests {
         let conf = PptpdConf::parse(conf, "pptpd.conf").unwrap().value;
         let ppp = PppOptions::parse(opts, "options").unwrap().value;
         let secrets = ChapSecrets::parse(secrets, "chap-secrets").unwrap().value;
-        Settings::new(&args, &conf, ppp, secrets).unwrap()
+        Settings::new(&args, &conf, ppp, secrets)
+    }
+
+    #[test]
+    fn idle_maxconnect_and_proxyarp_are_carried_to_the_engine() {
+        let s = settings(
+            SEED_CONF,
+            &format!("{SEED_OPTS}idle 30\nmaxconnect 3600\nproxyarp\n"),
+            "",
+        );
+        assert_eq!(s.idle, Some(Duration::from_secs(30)));
+        assert_eq!(s.maxconnect, Some(Duration::from_secs(3600)));
+        assert!(s.proxyarp);
+        let s = settings(SEED_CONF, SEED_OPTS, "");
+        assert_eq!((s.idle, s.maxconnect, s.proxyarp), (None, None, false));
+    }
+
+    #[test]
+    fn defaultroute_and_bcrelay_are_refused_naming_file_and_option() {
+        let e = try_settings(SEED_CONF, &format!("{SEED_OPTS}defaultroute\n"), "")
+            .err()
+            .unwrap();
+        let m = e.to_string();
+        assert!(
+            m.starts_with("built-in pppd options: option 'defaultroute' refused"),
+            "{m}"
+        );
+        let e = try_settings(&format!("{SEED_CONF}bcrelay eth1\n"), SEED_OPTS, "")
+            .err()
+            .unwrap();
+        let m = e.to_string();
+        assert!(
+            m.starts_with("pptpd.conf: option 'bcrelay eth1' refused"),
+            "{m}"
+        );
+        // logwtmp is only warned about; nodefaultroute is fine.
+        assert!(try_settings(&format!("{SEED_CONF}logwtmp\n"), SEED_OPTS, "").is_ok());
+        assert!(try_settings(SEED_CONF, &format!("{SEED_OPTS}nodefaultroute\n"), "").is_ok());
+    }
+
+    #[test]
+    fn delegate_means_addresses_only_from_chap_secrets() {
+        let s = settings("delegate\n", SEED_OPTS, "a pptpd x 10.0.0.11\n");
+        assert!(s.pool.is_empty());
+        assert_eq!(s.firewall_pool(), vec![Ipv4Addr::new(10, 0, 0, 11)]);
     }
 
     const SEED_CONF: &str = "localip 192.168.0.1\nremoteip 192.168.0.100-200\n";

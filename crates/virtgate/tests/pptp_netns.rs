@@ -578,3 +578,74 @@ while True:
     let _ = w.wait();
     stop_and_check_clean(d, &server);
 }
+
+#[test]
+fn idle_hangs_up_and_the_proxyarp_entry_follows_the_session() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("idle");
+    let options = dir.write(
+        "options.pptpd",
+        "name pptpd\nrequire-mschap-v2\nrequire-mppe-128\nproxyarp\nidle 3\n",
+    );
+    let conf = dir.write(
+        "pptpd.conf",
+        &format!(
+            "option {}\nlocalip 192.168.0.1\nremoteip 192.168.0.100-200\n",
+            options.display()
+        ),
+    );
+    let secrets = dir.write("chap-secrets", "user1 pptpd password1 *\n");
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.8.1/24", "vc0", "10.99.8.2/24");
+    // The "LAN" the clients' addresses belong to: an Ethernet-like interface of the server.
+    server.sh_ok(
+        "ip link add lan0 type veth peer name lan1 && ip addr add 192.168.0.2/24 dev lan0 && ip link set lan1 up && ip link set lan0 up",
+    );
+    let d = daemon(&server, &conf, &secrets, &["--no-firewall"]);
+    let mut c = dial(&client, "10.99.8.1", "password1");
+    let Some(up) = c.wait_line("up ", Duration::from_secs(30)) else {
+        panic!("no up line\n{}\n{}", c.log(), d.log());
+    };
+    assert!(up.contains("local=192.168.0.100"), "{up}");
+    let proxy =
+        |ns: &Netns| String::from_utf8_lossy(&ns.sh("ip neigh show proxy").stdout).into_owned();
+    let end = Instant::now() + Duration::from_secs(3);
+    while !proxy(&server).contains("192.168.0.100") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = proxy(&server);
+    assert!(
+        p.contains("192.168.0.100 dev lan0"),
+        "proxy entries: {p}\n{}",
+        d.log()
+    );
+    // Traffic keeps the session up past the idle time...
+    client.sh_ok("ping -c 5 -i 0.8 -W 2 -I vgdial0 192.168.0.1");
+    assert!(
+        c.wait(Duration::from_millis(10)).is_none(),
+        "hung up while busy\n{}",
+        d.log()
+    );
+    // ...silence ends it within idle (3 s) plus a little.
+    let status = c.wait(Duration::from_secs(6));
+    assert!(
+        status.is_some(),
+        "dial still up after 6 idle seconds\n{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(log.contains("Idle timeout"), "{log}");
+    let end = Instant::now() + Duration::from_secs(3);
+    while proxy(&server).contains("192.168.0.100") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !proxy(&server).contains("192.168.0.100"),
+        "proxy entry left: {}",
+        proxy(&server)
+    );
+    stop_and_check_clean(d, &server);
+}
