@@ -89,6 +89,18 @@ impl Network {
         let mut def = def;
         let links = Links::with_options(opts.links.clone())?;
         let store = Store::open(state_dir)?;
+        // A definition without MAC or UUID (e.g. the XML file the daemon was given) takes the
+        // stored network's, so the bridge keeps its MAC across restarts and guests' ARP caches
+        // stay right; a stored network without them gets the generated ones written back.
+        if let Ok(stored) = store.get(&def.name) {
+            let same = def.uuid.is_none() || def.uuid == stored.def.uuid;
+            if same && def.uuid.is_none() {
+                def.uuid = stored.def.uuid;
+            }
+            if same && def.mac.is_none() {
+                def.mac = stored.def.mac;
+            }
+        }
         store::fill_identity(&mut def);
         if def.bridge.name.is_none() {
             let others: Vec<NetworkDef> = store
