@@ -566,7 +566,12 @@ fn session_seeds(out: &mut Vec<Seed>) {
     ];
     for (name, cfg) in configs {
         let mut s = SessionScript::new(*cfg);
+        // With MPPE required the server starts IPCP only after CCP (as pppd); a client that
+        // does not require MPPE sends its IPCP request earlier, which is discarded and
+        // retransmitted after the restart timer: let that timer run before the data.
         s.exchange(40)
+            .time(0)
+            .exchange(20)
             .data(false, &ping)
             .data(true, &ping)
             .exchange(10)

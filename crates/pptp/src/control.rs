@@ -568,7 +568,13 @@ impl ControlMessage {
         if buf.len() < HEADER_LEN {
             return Err(ParseError::Truncated(buf.len()));
         }
-        let declared = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+        let len_field = u16::from_be_bytes([buf[0], buf[1]]);
+        let declared = usize::from(len_field);
+        // The same bound as the stream framer: no message we could emit is longer, so
+        // parse(emit(m)) == m holds for everything parse accepts (found by fuzzing).
+        if declared > MAX_MESSAGE_LEN {
+            return Err(ParseError::BadLength(len_field));
+        }
         if declared != buf.len() {
             return Err(ParseError::LengthMismatch {
                 declared,
@@ -1178,6 +1184,23 @@ mod tests {
         }
         assert_eq!(out, vec![a, b]);
         assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn parse_refuses_messages_longer_than_the_framer_allows() {
+        let mut m = vec![0u8; MAX_MESSAGE_LEN + 1];
+        m[0..2].copy_from_slice(&(MAX_MESSAGE_LEN as u16 + 1).to_be_bytes());
+        m[2..4].copy_from_slice(&PPTP_MESSAGE_CONTROL.to_be_bytes());
+        m[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        m[8..10].copy_from_slice(&16u16.to_be_bytes());
+        assert_eq!(
+            ControlMessage::parse(&m),
+            Err(ParseError::BadLength(MAX_MESSAGE_LEN as u16 + 1))
+        );
+        // One byte less is the longest message there is: accepted.
+        m.truncate(MAX_MESSAGE_LEN);
+        m[0..2].copy_from_slice(&(MAX_MESSAGE_LEN as u16).to_be_bytes());
+        assert!(ControlMessage::parse(&m).is_ok());
     }
 
     #[test]
