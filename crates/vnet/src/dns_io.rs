@@ -5,7 +5,8 @@
 //! Every forwarded query gets a fresh UDP socket with a kernel-chosen ephemeral port, so a
 //! spoofed answer has to guess the port as well as the 16-bit id (RFC 5452 §9.2 asks for both;
 //! dnsmasq also uses a random port per query). A query that came over TCP goes upstream over
-//! TCP (RFC 7766 §7: the answer may not fit a datagram).
+//! TCP, as dnsmasq forwards it, so an answer too large for a datagram (RFC 1035 §4.2.1) comes
+//! back whole.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub(crate) enum Internal {
 pub(crate) const MAX_MESSAGE: usize = 65535;
 
 /// How long a guest's TCP connection may stay without a query in flight and without traffic.
-// RFC 7766 §6.2.3 leaves the value open ("of the order of seconds"); 10 s lets a stub send a
+// RFC 7766 §6.2.3 leaves the value open (it advises seconds, not minutes); 10 s lets a stub send a
 // few queries on one connection, and frees the slot soon after. dnsmasq keeps a connection
 // for its TCP_TIMEOUT of 150 s, in a forked child per connection.
 pub(crate) const TCP_IDLE: Duration = Duration::from_secs(10);

@@ -386,7 +386,14 @@ impl RunningNetwork {
         if let Err(e) = self.task.await {
             tracing::error!(network = %self.name, "network task ended abnormally: {e}");
         }
-        self.links.delete_bridge(&self.bridge).await?;
+        match self.links.delete_bridge(&self.bridge).await {
+            Ok(()) => {}
+            // Someone removed it while the network ran: nothing left to undo.
+            Err(virtgate_links::LinksError::NotFound { .. }) => {
+                tracing::warn!(network = %self.name, bridge = %self.bridge, "bridge was already gone");
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(network = %self.name, bridge = %self.bridge, "network stopped");
         Ok(())
     }

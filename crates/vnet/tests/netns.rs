@@ -14,7 +14,7 @@ use common::*;
 use virtgate_config::libvirt::{UpdateOp, UpdateSection};
 use virtgate_config::NetworkDef;
 use virtgate_testnet::{require_root, Netns};
-use virtgate_vnet::{Network, NetworkOptions, RunningNetwork, Store, VnetError};
+use virtgate_vnet::{Network, NetworkOptions, RunningNetwork, Store, VnetError, MAX_TCP_CLIENTS};
 
 const BRIDGE: &str = "virbr-test";
 const GUEST_A_MAC: &str = "52:54:00:aa:00:0a";
@@ -732,7 +732,8 @@ fn silent_upstream_gives_servfail() {
             let net: RunningNetwork = Network::start(
                 parse(
                     "<network><name>sil</name><forward/><bridge name='virbr-s' stp='off'/>
-                       <dns><forwarder addr='198.51.100.53'/></dns>
+                       <dns><forwarder addr='198.51.100.53'/>
+                         <host ip='10.63.0.5'><hostname>five</hostname></host></dns>
                        <ip address='10.63.0.1' prefix='24'/></network>",
                 ),
                 &state_dir,
@@ -753,6 +754,35 @@ fn silent_upstream_gives_servfail() {
             assert_eq!((s.dns_forwarded(), s.dns_failed()), (1, 1), "{s:?}");
             // No DHCP on a network without ranges or hosts.
             assert!(s.dhcp.is_none());
+
+            // TCP connections beyond the limit are closed at once; the others are served.
+            let g2 = g.clone();
+            let conns = tokio::task::spawn_blocking(move || {
+                in_netns(&g2.ns, || {
+                    let conns: Vec<_> = (0..MAX_TCP_CLIENTS + 8)
+                        .map(|_| std::net::TcpStream::connect("10.63.0.1:53").unwrap())
+                        .collect();
+                    std::thread::sleep(Duration::from_millis(500));
+                    conns
+                })
+            })
+            .await
+            .unwrap();
+            assert_eq!(net.stats().await.unwrap().dns_tcp_refused, 8);
+            drop(conns);
+            let g2 = g.clone();
+            let five = tokio::task::spawn_blocking(move || {
+                wait_for(Duration::from_secs(5), || {
+                    let a = g2.dig("@10.63.0.1 +tcp five");
+                    (a == "10.63.0.5").then_some(a)
+                })
+            })
+            .await
+            .unwrap();
+            assert_eq!(five.as_deref(), Some("10.63.0.5"));
+
+            // A bridge removed behind the network's back does not make stop fail.
+            h.ip(&["link", "del", "virbr-s"]);
             net.stop().await.unwrap();
         });
     });
