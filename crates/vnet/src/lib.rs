@@ -45,3 +45,15 @@ pub use error::VnetError;
 pub use network::{Network, NetworkOptions, RunningNetwork};
 pub use service::{NetworkStats, MAX_TCP_CLIENTS};
 pub use store::{leases_path, Store, StoredNetwork};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_can_be_shared_between_the_daemons_tasks() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::RunningNetwork>();
+        shared::<crate::Store>();
+        shared::<crate::VnetError>();
+        shared::<crate::NetworkStats>();
+    }
+}

@@ -133,10 +133,9 @@ impl Store {
 
     /// The stored definition of `name`.
     pub fn get(&self, name: &str) -> Result<StoredNetwork, VnetError> {
-        // The name becomes a path: only names a definition may carry are looked up.
-        let mut probe = NetworkDef::new(name);
-        probe.bridge.name = Some("probe".into());
-        if probe.validate().is_err() {
+        // The name becomes a path: nothing that could leave the directory or name a hidden
+        // file is looked up (definitions' names are stricter still).
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
             return Err(VnetError::NotFound {
                 name: name.to_string(),
             });
@@ -376,6 +375,88 @@ mod tests {
         fill_identity(&mut host);
         assert!(host.uuid.is_some());
         assert!(host.mac.is_none());
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vgt-vnet-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn stored_files_round_trip_and_damaged_ones_are_skipped() {
+        let d = scratch("files");
+        let store = Store::open(&d).unwrap();
+        assert!(store.list().unwrap().is_empty());
+        let mut def = NetworkDef::libvirt_default();
+        fill_identity(&mut def);
+        store.write(&def).unwrap();
+        assert_eq!(store.get("default").unwrap().def, def);
+        fs::write(
+            store.path_of("broken"),
+            "<network><name>broken</name><frob/></network>",
+        )
+        .unwrap();
+        fs::write(store.path_of("misnamed"), def.to_xml()).unwrap();
+        fs::write(store.dir().join("notes.txt"), "not a definition").unwrap();
+        let names: Vec<_> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.def.name)
+            .collect();
+        assert_eq!(names, vec!["default".to_string()]);
+        assert!(matches!(store.get("broken"), Err(VnetError::Definition(_))));
+        assert!(matches!(store.get("misnamed"), Err(VnetError::Io { .. })));
+        for bad in ["", "../x", ".hidden", "a/b"] {
+            assert!(
+                matches!(store.get(bad), Err(VnetError::NotFound { .. })),
+                "{bad:?}"
+            );
+        }
+        store.set_autostart("default", true).unwrap();
+        let link = store.autostart_path("default");
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("../default.xml"));
+        assert!(store.get("default").unwrap().autostart);
+        // Setting it twice is fine; undefine removes the mark with the definition.
+        store.set_autostart("default", true).unwrap();
+        store.undefine("default").unwrap();
+        assert!(!link.exists() && fs::symlink_metadata(&link).is_err());
+        assert!(matches!(
+            store.undefine("default"),
+            Err(VnetError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.set_autostart("default", true),
+            Err(VnetError::NotFound { .. })
+        ));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn identity_written_back_only_when_missing() {
+        let d = scratch("identity");
+        let store = Store::open(&d).unwrap();
+        let bare = NetworkDef::libvirt_default();
+        store.write(&bare).unwrap();
+        let mut running = bare.clone();
+        fill_identity(&mut running);
+        store.record_identity(&running).unwrap();
+        let stored = store.get("default").unwrap().def;
+        assert_eq!((stored.uuid, stored.mac), (running.uuid, running.mac));
+        // Once stored, a later run's identity does not overwrite it.
+        let mut other = bare.clone();
+        fill_identity(&mut other);
+        store.record_identity(&other).unwrap();
+        assert_eq!(store.get("default").unwrap().def, stored);
+        // Networks that are not stored are not written.
+        let mut transient = NetworkDef::libvirt_default();
+        transient.name = "transient".into();
+        transient.bridge.name = Some("virbr9".into());
+        fill_identity(&mut transient);
+        store.record_identity(&transient).unwrap();
+        assert!(!store.path_of("transient").exists());
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
