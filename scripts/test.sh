@@ -25,4 +25,4 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --all-targets -- --test-threads 2
+cargo test --workspace --all-targets --no-fail-fast -- --test-threads 2
