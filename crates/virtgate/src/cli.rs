@@ -31,6 +31,83 @@ pub enum Command {
     },
     /// Dial a PPTP server: bring up a local TUN with the address it assigns.
     Dial(DialArgs),
+    /// Show the running daemon's version, uptime, listeners, session counts and counters.
+    Status(StatusArgs),
+    /// List the running daemon's sessions.
+    Sessions(SessionsArgs),
+    /// Hang sessions up politely (LCP Terminate, Call-Disconnect-Notify); their addresses go
+    /// back to the pool.
+    Terminate(TerminateArgs),
+    /// Make the running daemon re-read chap-secrets, the options file and pptpd.conf (as
+    /// SIGHUP); live sessions stay up, new settings apply to new sessions.
+    Reload(SocketArgs),
+    /// Configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the files as `virtgate daemon` would read them, without starting anything.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub const DEFAULT_SOCKET: &str = crate::control::DEFAULT_SOCKET;
+
+/// Where the daemon's control socket is.
+#[derive(Debug, Clone, Args)]
+pub struct SocketArgs {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Only this user's sessions.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["user", "ip", "id", "all"])))]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Every session of this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The session with this tunnel address.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<Ipv4Addr>,
+    /// The session with this id (the ID column of `virtgate sessions`).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<u16>,
+    /// Every session.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +149,21 @@ pub struct DaemonArgs {
     /// Do not touch the firewall or ip_forward (for admins who manage their own).
     #[arg(long)]
     pub no_firewall: bool,
+
+    #[command(flatten)]
+    pub socket: SocketArgs,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Run this program when a session comes up, with pppd's ip-up arguments and environment.
+    #[arg(long, value_name = "PATH")]
+    pub ip_up: Option<PathBuf>,
+
+    /// Run this program when a session that was up goes down (pppd's ip-down).
+    #[arg(long, value_name = "PATH")]
+    pub ip_down: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +238,46 @@ mod tests {
         assert_eq!(d.config.tun, "vgpptp0");
         assert!(!d.no_firewall);
         assert_eq!(d.config.uplink, None);
+        assert_eq!(
+            d.socket.socket,
+            PathBuf::from("/run/virtgate/virtgate.sock")
+        );
+        assert_eq!(d.metrics, None);
+        assert_eq!((d.ip_up, d.ip_down), (None, None));
+    }
+
+    #[test]
+    fn control_commands_parse() {
+        let c = Cli::try_parse_from([
+            "virtgate",
+            "terminate",
+            "--user",
+            "ann",
+            "--socket",
+            "/tmp/s",
+        ])
+        .unwrap();
+        let Command::Terminate(t) = c.command else {
+            panic!("not terminate")
+        };
+        assert_eq!(t.user.as_deref(), Some("ann"));
+        assert_eq!(t.socket.socket, PathBuf::from("/tmp/s"));
+        // Exactly one target.
+        assert!(Cli::try_parse_from(["virtgate", "terminate"]).is_err());
+        assert!(Cli::try_parse_from(["virtgate", "terminate", "--all", "--id", "3"]).is_err());
+        let c = Cli::try_parse_from(["virtgate", "sessions", "--json", "--user", "bob"]).unwrap();
+        let Command::Sessions(s) = c.command else {
+            panic!("not sessions")
+        };
+        assert!(s.json);
+        assert_eq!(s.user.as_deref(), Some("bob"));
+        assert!(Cli::try_parse_from(["virtgate", "config", "check", "--pptpd-conf", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["virtgate", "reload"]).is_ok());
+        let c = Cli::try_parse_from(["virtgate", "daemon", "--metrics", "127.0.0.1:9723"]).unwrap();
+        let Command::Daemon(d) = c.command else {
+            panic!("not daemon")
+        };
+        assert_eq!(d.metrics, Some("127.0.0.1:9723".parse().unwrap()));
     }
 
     #[test]

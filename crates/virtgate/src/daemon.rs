@@ -27,9 +27,12 @@ use virtgate_ppp::{Session, SessionEvent};
 use virtgate_pptp::conn::{ControlConnection, ControlEvent};
 use virtgate_pptp::gre::{GreChannel, GreHeader};
 
+use crate::cli::ConfigArgs;
+use crate::control::{Counters, Request, Response, SessionInfo, Status, Target};
 use crate::error::DaemonError;
 use crate::link::{GreRx, Link, BUF_LEN, HEADROOM};
 use crate::net::{self, GreSocket, Routes};
+use crate::ops::{self, ControlMsg, HookInfo, Hooks};
 use crate::pool::ClientAddresses;
 use crate::settings::{Limits, Settings};
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
@@ -131,6 +134,32 @@ struct Call {
     /// Why we closed the session ourselves, for the down log line.
     close_reason: Option<&'static str>,
     proxy_arp: bool,
+    /// Set at Up, for `sessions` and the ip-down hook.
+    mppe: Option<String>,
+    dns: [Option<Ipv4Addr>; 2],
+    local: Option<Ipv4Addr>,
+    /// The metrics label of why a session that never came up ended.
+    failure: Option<&'static str>,
+}
+
+/// How the daemon is run beyond its configuration files.
+pub struct Options {
+    /// The files, re-read on reload.
+    pub config: ConfigArgs,
+    pub socket: std::path::PathBuf,
+    pub metrics: Option<SocketAddr>,
+    pub hooks: Hooks,
+}
+
+/// Counters since start; live sessions' traffic is added when asked.
+#[derive(Default)]
+struct Stats {
+    setups: u64,
+    failures: std::collections::BTreeMap<&'static str, u64>,
+    auth_failures: u64,
+    /// Traffic of sessions that ended.
+    ended: crate::link::LinkCounters,
+    reloads: u64,
 }
 
 /// Everything the server owns.
@@ -151,6 +180,11 @@ struct Engine {
     gre_wrong_src: u64,
     gre_malformed: u64,
     tun_no_session: u64,
+    started: Instant,
+    listeners: Vec<String>,
+    stats: Stats,
+    config: ConfigArgs,
+    hooks: Hooks,
 }
 
 struct StopState {
@@ -159,7 +193,7 @@ struct StopState {
 }
 
 /// Runs the server until SIGTERM/SIGINT. The firewall is the caller's business.
-pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     let settings = Arc::new(settings);
     let tun =
         net::create_tun(&settings.tun, settings.local_ip, None, settings.mtu).map_err(|e| {
@@ -181,7 +215,25 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
             addr: bind,
             source: e,
         })?;
+    let control = crate::control::bind(&opts.socket).map_err(|e| DaemonError::ControlSocket {
+        path: opts.socket.clone(),
+        source: e,
+    })?;
+    let metrics = match opts.metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Metrics { addr, source: e })?,
+        ),
+        None => None,
+    };
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<ControlMsg>();
+    let control_task = tokio::spawn(ops::serve_control(control, ctl_tx.clone()));
+    let metrics_task = metrics.map(|m| tokio::spawn(ops::serve_metrics(m, ctl_tx.clone())));
+    drop(ctl_tx);
     tracing::info!(
+        socket = %opts.socket.display(),
+        metrics = ?opts.metrics,
         listen = %bind,
         tun = %settings.tun,
         localip = %settings.local_ip,
@@ -211,7 +263,16 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         gre_wrong_src: 0,
         gre_malformed: 0,
         tun_no_session: 0,
+        started: Instant::now(),
+        listeners: ops::listeners(bind, opts.metrics),
+        stats: Stats::default(),
+        config: opts.config,
+        hooks: opts.hooks,
     };
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(DaemonError::Signal)?;
+    // Listeners are bound and the firewall (the caller's) is up: tell systemd.
+    ops::sd_notify("READY=1");
     let mut gre_buf = vec![0u8; BUF_LEN];
     let mut tun_buf = vec![0u8; BUF_LEN];
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -226,6 +287,11 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         tokio::select! {
             _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
             _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
+            _ = sighup.recv() => { let _ = eng.reload("SIGHUP"); }
+            Some(msg) = ctl_rx.recv() => {
+                let r = eng.on_control(msg.req);
+                let _ = msg.reply.send(r);
+            }
             r = gre.readable() => {
                 match r {
                     Ok(mut guard) => {
@@ -266,6 +332,11 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         }
     }
     eng.finish().await;
+    control_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    let _ = std::fs::remove_file(&opts.socket);
     drop(tun);
     Ok(())
 }
@@ -503,6 +574,10 @@ impl Engine {
                 last_data: now,
                 close_reason: None,
                 proxy_arp: false,
+                mppe: None,
+                dns: [None, None],
+                local: None,
+                failure: None,
             },
         );
         self.drive_call(local, now);
@@ -552,6 +627,7 @@ impl Engine {
                 call.user = Some(peer_name);
             }
             SessionEvent::AuthFailed { peer_name, method } => {
+                self.stats.auth_failures += 1;
                 tracing::warn!(%peer, user = %peer_name, ?method, "authentication failed");
                 call.user = Some(peer_name);
             }
@@ -596,6 +672,16 @@ impl Engine {
                 };
                 e.value.up_since = Some(now);
                 e.value.last_data = now;
+                e.value.mppe = Some(crate::settings::mppe_name(mppe));
+                e.value.dns = dns;
+                e.value.local = Some(local);
+                self.stats.setups += 1;
+                if let Some(hook) = &self.hooks.ip_up {
+                    ops::run_hook(
+                        hook,
+                        &hook_info(&settings, id, (e.peer, e.tunnel_ip), &e.value, None),
+                    );
+                }
                 if settings.proxyarp {
                     self.routes.proxy_arp_add(tunnel_ip);
                     e.value.proxy_arp = true;
@@ -618,6 +704,7 @@ impl Engine {
                 );
             }
             SessionEvent::Down { reason } => {
+                call.failure = Some(failure_label(&reason));
                 let r = match call.close_reason {
                     Some(why) => format!("{why} ({reason:?})"),
                     None => format!("{reason:?}"),
@@ -657,6 +744,26 @@ impl Engine {
             self.pool.release(a);
         }
         let k = call.link.counters;
+        let st = &mut self.stats.ended;
+        st.rx_bytes += k.rx_bytes;
+        st.tx_bytes += k.tx_bytes;
+        st.rx_packets += k.rx_packets;
+        st.tx_packets += k.tx_packets;
+        st.dropped += k.dropped;
+        match call.up_since {
+            Some(up) => {
+                if let Some(hook) = &self.hooks.ip_down {
+                    let secs = now.saturating_duration_since(up).as_secs();
+                    let down = Some((k.tx_bytes, k.rx_bytes, secs));
+                    let info = hook_info(&self.settings, id, (e.peer, e.tunnel_ip), &call, down);
+                    ops::run_hook(hook, &info);
+                }
+            }
+            None => {
+                let label = call.failure.unwrap_or("call_cleared");
+                *self.stats.failures.entry(label).or_default() += 1;
+            }
+        }
         tracing::info!(
             peer = %e.peer,
             user = call.user.as_deref().unwrap_or("?"),
@@ -796,6 +903,212 @@ impl Engine {
         self.drive_call(id, now);
     }
 
+    // ---- control requests ----------------------------------------------------------------
+
+    /// One handler per [`Request`] variant (virtual networks add theirs here).
+    fn on_control(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => Response::Status(self.status()),
+            Request::Sessions { user } => Response::Sessions {
+                sessions: self.sessions(user.as_deref()),
+            },
+            Request::Terminate { target } => Response::Terminated {
+                sessions: self.terminate(&target),
+            },
+            Request::Reload => self.reload("control request"),
+            #[allow(unreachable_patterns)]
+            other => Response::Error {
+                message: format!("{other:?} is not supported by this daemon"),
+            },
+        }
+    }
+
+    fn status(&self) -> Status {
+        let mut c = Counters {
+            setups: self.stats.setups,
+            auth_failures: self.stats.auth_failures,
+            reloads: self.stats.reloads,
+            ..Counters::default()
+        };
+        for r in ops::FAILURE_REASONS {
+            c.setup_failures.insert(
+                r.to_string(),
+                self.stats.failures.get(r).copied().unwrap_or(0),
+            );
+        }
+        let e = &self.stats.ended;
+        let (mut rb, mut tb, mut rp, mut tp, mut dropped) = (
+            e.rx_bytes,
+            e.tx_bytes,
+            e.rx_packets,
+            e.tx_packets,
+            e.dropped,
+        );
+        let (mut active, mut starting) = (0, 0);
+        for id in self.calls.call_ids() {
+            if let Some(e) = self.calls.get(id) {
+                let k = e.value.link.counters;
+                rb += k.rx_bytes;
+                tb += k.tx_bytes;
+                rp += k.rx_packets;
+                tp += k.tx_packets;
+                dropped += k.dropped;
+                if e.value.up_since.is_some() {
+                    active += 1;
+                } else {
+                    starting += 1;
+                }
+            }
+        }
+        (c.rx_bytes, c.tx_bytes, c.rx_packets, c.tx_packets) = (rb, tb, rp, tp);
+        for (k, v) in [
+            ("unknown_call", self.gre_unknown),
+            ("wrong_source", self.gre_wrong_src),
+            ("malformed", self.gre_malformed),
+            ("session", dropped),
+        ] {
+            c.gre_dropped.insert(k.to_string(), v);
+        }
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            listeners: self.listeners.clone(),
+            sessions_starting: starting,
+            sessions_active: active,
+            control_connections: self.ctrls.len(),
+            counters: c,
+        }
+    }
+
+    fn sessions(&self, user: Option<&str>) -> Vec<SessionInfo> {
+        let now = Instant::now();
+        let mut ids = self.calls.call_ids();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| {
+                let e = self.calls.get(id)?;
+                let c = &e.value;
+                if user.is_some() && c.user.as_deref() != user {
+                    return None;
+                }
+                let k = c.link.counters;
+                Some(SessionInfo {
+                    id,
+                    user: c.user.clone(),
+                    client: e.peer,
+                    address: e.tunnel_ip.or(c.addr),
+                    peer_call_id: c.peer_call_id,
+                    state: if c.up_since.is_some() {
+                        "active"
+                    } else {
+                        "starting"
+                    }
+                    .into(),
+                    uptime_s: c
+                        .up_since
+                        .map_or(0, |t| now.saturating_duration_since(t).as_secs()),
+                    mppe: c.mppe.clone().unwrap_or_else(|| "-".into()),
+                    rx_bytes: k.rx_bytes,
+                    tx_bytes: k.tx_bytes,
+                    rx_packets: k.rx_packets,
+                    tx_packets: k.tx_packets,
+                })
+            })
+            .collect()
+    }
+
+    /// Politely closes the matching sessions; returns how many.
+    fn terminate(&mut self, target: &Target) -> usize {
+        let now = Instant::now();
+        let ids: Vec<u16> = self
+            .calls
+            .call_ids()
+            .into_iter()
+            .filter(|&id| {
+                self.calls.get(id).is_some_and(|e| match target {
+                    Target::All => true,
+                    Target::Id(x) => *x == id,
+                    Target::User(u) => e.value.user.as_deref() == Some(u.as_str()),
+                    Target::Ip(a) => e.tunnel_ip == Some(*a) || e.value.addr == Some(*a),
+                })
+            })
+            .collect();
+        for &id in &ids {
+            if let Some(e) = self.calls.get_mut(id) {
+                tracing::info!(peer = %e.peer, user = e.value.user.as_deref().unwrap_or("?"),
+                    "terminating session on request");
+                e.value.close_reason = Some("terminated by administrator");
+                e.value.link.session.close(now, "Administrator request");
+            }
+            self.drive_call(id, now);
+        }
+        ids.len()
+    }
+
+    /// Re-reads the files; new settings apply to new sessions, live ones stay. A broken file
+    /// leaves the running configuration in place.
+    fn reload(&mut self, why: &str) -> Response {
+        let mut new = match crate::settings::load(&self.config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{why}: reload refused, the running configuration stays: {e}");
+                return Response::Error {
+                    message: format!("reload refused, the running configuration stays: {e}"),
+                };
+            }
+        };
+        let old = self.settings.clone();
+        let mut warnings = Vec::new();
+        let mut keep = |what: &str, changed: bool| {
+            if changed {
+                warnings.push(format!(
+                    "{what} changed: it applies only after a restart; keeping the running value"
+                ));
+            }
+        };
+        keep("the TUN name", new.tun != old.tun);
+        keep("localip", new.local_ip != old.local_ip);
+        keep("listen", new.listen != old.listen);
+        keep(
+            "the MTU (mtu/mru/MPPE)",
+            new.mtu != old.mtu || new.mss != old.mss,
+        );
+        new.tun = old.tun.clone();
+        new.local_ip = old.local_ip;
+        new.listen = old.listen;
+        new.mtu = old.mtu;
+        new.mss = old.mss;
+        if new.firewall_pool() != old.firewall_pool() {
+            warnings.push(
+                "client addresses changed: the firewall rules still name the old ones until a \
+                 restart (or run with --no-firewall and manage them yourself)"
+                    .into(),
+            );
+        }
+        if new.pool != old.pool {
+            // A new pool, with every live session's address kept reserved.
+            let mut pool = ClientAddresses::new(&new.pool, new.local_ip);
+            for id in self.calls.call_ids() {
+                if let Some(a) = self.calls.get(id).and_then(|e| e.value.addr) {
+                    let _ = pool.allocate(Some(a), None);
+                }
+            }
+            self.pool = pool;
+        }
+        for w in &warnings {
+            tracing::warn!("{why}: {w}");
+        }
+        self.settings = Arc::new(new);
+        self.stats.reloads += 1;
+        tracing::info!(
+            users = self.settings.secrets.entries().len(),
+            pool = self.settings.pool.len(),
+            sessions = self.calls.len(),
+            "{why}: configuration reloaded; live sessions keep theirs"
+        );
+        Response::Reloaded { warnings }
+    }
+
     fn begin_stop(&mut self, signal: &str, listener: &mut Option<TcpListener>) {
         if self.stop.is_some() {
             return;
@@ -807,6 +1120,7 @@ impl Engine {
             "{signal}: hanging up every session"
         );
         *listener = None;
+        ops::sd_notify("STOPPING=1");
         self.stop = Some(StopState {
             started: now,
             ctrl_stopped: false,
@@ -874,6 +1188,49 @@ impl Engine {
             tun_no_session = self.tun_no_session,
             "stopped"
         );
+    }
+}
+
+/// What an ip-up/ip-down hook is told about a session.
+fn hook_info(
+    s: &Settings,
+    id: u16,
+    (peer, tunnel_ip): (Ipv4Addr, Option<Ipv4Addr>),
+    c: &Call,
+    down: Option<(u64, u64, u64)>,
+) -> HookInfo {
+    HookInfo {
+        ifname: s.tun.clone(),
+        local: c.local.unwrap_or(s.local_ip),
+        remote: tunnel_ip.or(c.addr).unwrap_or(Ipv4Addr::UNSPECIFIED),
+        peer_name: c.user.clone().unwrap_or_default(),
+        // pptpd passes the client's public address as ipparam unless `noipparam`.
+        ipparam: if s.noipparam {
+            String::new()
+        } else {
+            peer.to_string()
+        },
+        dns: c.dns,
+        call_id: id,
+        down,
+    }
+}
+
+/// The metrics label of a session that ended before coming up.
+fn failure_label(r: &virtgate_ppp::DownReason) -> &'static str {
+    use virtgate_ppp::DownReason as R;
+    match r {
+        R::AuthFailed(_) => "auth_failed",
+        R::NegotiationFailed { .. } => "negotiation_failed",
+        R::MppeRequired(_) => "mppe_required",
+        R::AddressPoolExhausted => "no_address",
+        R::PeerNotResponding => "peer_not_responding",
+        R::PeerTerminated(_) => "peer_terminated",
+        R::LowerLayerDown => "call_cleared",
+        R::LocalClose(_) => "local_close",
+        R::LoopedBack => "looped_back",
+        #[allow(unreachable_patterns)]
+        _ => "negotiation_failed",
     }
 }
 

@@ -39,6 +39,23 @@ pub enum DaemonError {
     Firewall(#[from] virtgate_firewall::FirewallError),
     #[error("{0}")]
     Dial(#[from] DialError),
+    #[error("{0}")]
+    Control(#[from] crate::control::ControlError),
+    #[error("cannot create the control socket {path}: {source} — is another virtgate running? use --socket PATH for a second one")]
+    ControlSocket {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve metrics on {addr}: {source} — pick a free ADDR:PORT for --metrics")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `terminate` matched no session.
+    #[error("no matching session")]
+    NothingMatched,
 }
 
 /// Why `virtgate dial` failed.

@@ -3,6 +3,7 @@
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
 mod cli;
+mod control;
 mod daemon;
 mod dial;
 mod error;
@@ -10,6 +11,7 @@ mod fw;
 mod link;
 mod mss;
 mod net;
+mod ops;
 mod pool;
 mod settings;
 mod table;
@@ -18,7 +20,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, FirewallCommand};
+use cli::{Cli, Command, ConfigCommand, FirewallCommand};
+use control::{Request, Response, Target};
 use error::DaemonError;
 
 fn main() -> ExitCode {
@@ -46,6 +49,15 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
     match cli.command {
         Command::Daemon(args) => {
             let loaded = settings::load(&args.config)?;
+            let opts = daemon::Options {
+                config: args.config.clone(),
+                socket: args.socket.socket.clone(),
+                metrics: args.metrics,
+                hooks: ops::Hooks {
+                    ip_up: args.ip_up.clone(),
+                    ip_down: args.ip_down.clone(),
+                },
+            };
             let rt = runtime()?;
             rt.block_on(async move {
                 let firewall = if args.no_firewall {
@@ -55,7 +67,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                 } else {
                     Some(fw::start(&loaded, args.config.uplink.as_deref())?)
                 };
-                let r = daemon::run(loaded).await;
+                let r = daemon::run(loaded, opts).await;
                 if let Some(f) = firewall {
                     f.stop();
                 }
@@ -70,7 +82,77 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             Ok(())
         }
         Command::Dial(args) => runtime()?.block_on(dial::run(args)),
+        Command::Status(a) => {
+            let r = control::request(&a.socket.socket, &Request::Status)?;
+            if let Response::Status(s) = &r {
+                if a.json {
+                    println!("{}", json(&r));
+                } else {
+                    print!("{}", control::status_text(s));
+                }
+            }
+            Ok(())
+        }
+        Command::Sessions(a) => {
+            let req = Request::Sessions {
+                user: a.user.clone(),
+            };
+            let r = control::request(&a.socket.socket, &req)?;
+            if let Response::Sessions { sessions } = &r {
+                if a.json {
+                    println!("{}", json(&r));
+                } else {
+                    print!("{}", control::sessions_table(sessions));
+                }
+            }
+            Ok(())
+        }
+        Command::Terminate(a) => {
+            let target = match (a.user, a.ip, a.id) {
+                (Some(u), _, _) => Target::User(u),
+                (_, Some(ip), _) => Target::Ip(ip),
+                (_, _, Some(id)) => Target::Id(id),
+                _ => Target::All,
+            };
+            let r = control::request(&a.socket.socket, &Request::Terminate { target })?;
+            match r {
+                Response::Terminated { sessions: 0 } => Err(DaemonError::NothingMatched),
+                Response::Terminated { sessions } => {
+                    println!("{sessions} session(s) hanging up");
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Reload(a) => {
+            if let Response::Reloaded { warnings } = control::request(&a.socket, &Request::Reload)?
+            {
+                for w in warnings {
+                    eprintln!("virtgate: warning: {w}");
+                }
+                println!("configuration reloaded");
+            }
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check(a),
+        } => {
+            let s = settings::load(&a.config)?;
+            println!(
+                "configuration OK: {} users in {}, {} pool addresses, server address {}, MTU {}",
+                s.secrets.entries().len(),
+                a.config.chap_secrets.display(),
+                s.pool.len(),
+                s.local_ip,
+                s.mtu
+            );
+            Ok(())
+        }
     }
+}
+
+fn json(r: &Response) -> String {
+    control::encode(r).trim_end().to_string()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {

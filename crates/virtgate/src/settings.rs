@@ -65,6 +65,8 @@ pub struct Settings {
     /// `proxyarp`: a proxy neighbour entry for each client on the Ethernet-like interface whose
     /// subnet holds its address.
     pub proxyarp: bool,
+    /// pptpd.conf `noipparam`: hooks get an empty ipparam instead of the client's address.
+    pub noipparam: bool,
 }
 
 /// The per-session time limits (`idle`, `maxconnect`).
@@ -228,6 +230,7 @@ impl Settings {
             idle: ppp.idle.filter(|d| !d.is_zero()),
             maxconnect: ppp.maxconnect.filter(|d| !d.is_zero()),
             proxyarp: ppp.proxyarp,
+            noipparam: conf.noipparam,
             ppp,
             secrets,
         })

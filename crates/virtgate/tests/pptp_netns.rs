@@ -213,13 +213,22 @@ fn nft_tables(ns: &Netns) -> String {
         .collect()
 }
 
+/// The control socket of the daemon whose pptpd.conf is `conf` (next to it: tests run in
+/// parallel and share the file system).
+fn ctl_socket(conf: &Path) -> PathBuf {
+    conf.parent().unwrap().join("ctl").join("virtgate.sock")
+}
+
 fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
+    let socket = ctl_socket(conf);
     let mut args = vec![
         "daemon",
         "--pptpd-conf",
         conf.to_str().unwrap(),
         "--chap-secrets",
         secrets.to_str().unwrap(),
+        "--socket",
+        socket.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let d = Proc::spawn(ns, &args);
@@ -648,4 +657,260 @@ fn idle_hangs_up_and_the_proxyarp_entry_follows_the_session() {
         proxy(&server)
     );
     stop_and_check_clean(d, &server);
+}
+
+// ---- operating the daemon (issue 6) ----------------------------------------------------------
+
+fn dial_as(ns: &Netns, server: &str, user: &str, password: &str, tun: &str) -> Proc {
+    Proc::spawn(
+        ns,
+        &[
+            "dial",
+            server,
+            "--user",
+            user,
+            "--password",
+            password,
+            "--tun",
+            tun,
+        ],
+    )
+}
+
+/// `virtgate ARGS... --socket SOCKET` (from the root namespace: the socket is a file).
+fn ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sessions_json(socket: &Path) -> Vec<serde_json::Value> {
+    let (ok, out, err) = ctl(socket, &["sessions", "--json"]);
+    assert!(ok, "sessions failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["v"], 1, "{out}");
+    assert_eq!(v["result"], "sessions", "{out}");
+    v["sessions"].as_array().unwrap().clone()
+}
+
+fn up_address(line: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("local="))
+        .unwrap()
+        .to_string()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn operate_sessions_terminate_reload_metrics_hooks_and_stop() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("ops");
+    let (conf, secrets) = seed_config(&dir);
+    std::fs::write(
+        &secrets,
+        "alice pptpd pa *\nbob pptpd pb *\ncarol pptpd pc *\n",
+    )
+    .unwrap();
+    let hooks_log = dir.path("hooks.log");
+    let hook = |name: &str| {
+        let p = dir.write(
+            name,
+            &format!(
+                "#!/bin/sh\necho \"{name} $* PEERNAME=$PEERNAME IPLOCAL=$IPLOCAL IPREMOTE=$IPREMOTE DNS1=$DNS1 BYTES_SENT=$BYTES_SENT BYTES_RCVD=$BYTES_RCVD\" >> {}\n",
+                hooks_log.display()
+            ),
+        );
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&p, perm).unwrap();
+        p
+    };
+    let (ip_up, ip_down) = (hook("ip-up"), hook("ip-down"));
+    let socket = ctl_socket(&conf);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.9.1/24", "vc0", "10.99.9.2/24");
+    let d = daemon(
+        &server,
+        &conf,
+        &secrets,
+        &[
+            "--no-firewall",
+            "--metrics",
+            "127.0.0.1:9723",
+            "--ip-up",
+            ip_up.to_str().unwrap(),
+            "--ip-down",
+            ip_down.to_str().unwrap(),
+        ],
+    );
+    // The control socket is private.
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+
+    let mut dials = Vec::new();
+    let mut addr = std::collections::HashMap::new();
+    for (i, (user, pw)) in [("alice", "pa"), ("bob", "pb"), ("carol", "pc")]
+        .into_iter()
+        .enumerate()
+    {
+        let p = dial_as(&client, "10.99.9.1", user, pw, &format!("vgd{i}"));
+        let Some(up) = p.wait_line("up ", Duration::from_secs(30)) else {
+            panic!("{user}: no up line\n{}\n{}", p.log(), d.log());
+        };
+        addr.insert(user, up_address(&up));
+        dials.push(p);
+    }
+    // A wrong password: an auth failure for the counters.
+    let mut eve = dial_as(&client, "10.99.9.1", "alice", "wrong", "vgd9");
+    assert!(eve
+        .wait(Duration::from_secs(20))
+        .is_some_and(|s| !s.success()));
+
+    let s = sessions_json(&socket);
+    assert_eq!(s.len(), 3, "{s:?}");
+    for user in ["alice", "bob", "carol"] {
+        let e = s
+            .iter()
+            .find(|e| e["user"] == user)
+            .unwrap_or_else(|| panic!("{user}: {s:?}"));
+        assert_eq!(e["address"], addr[user].as_str(), "{e}");
+        assert_eq!(e["client"], "10.99.9.2");
+        assert_eq!(e["state"], "active");
+        assert_eq!(e["mppe"], "128-stateless");
+    }
+    let only = {
+        let (ok, out, _) = ctl(&socket, &["sessions", "--json", "--user", "carol"]);
+        assert!(ok);
+        out
+    };
+    assert!(only.contains("carol") && !only.contains("alice"), "{only}");
+    let (ok, table, _) = ctl(&socket, &["sessions"]);
+    assert!(
+        ok && table.starts_with("ID ") && table.lines().count() == 4,
+        "{table}"
+    );
+    let (ok, status, err) = ctl(&socket, &["status"]);
+    assert!(ok, "{err}");
+    assert!(status.contains("3 active, 0 starting"), "{status}");
+
+    // terminate --user bob: exactly bob's dial ends.
+    let (ok, out, err) = ctl(&socket, &["terminate", "--user", "bob"]);
+    assert!(ok && out.contains("1 session"), "{out}{err}");
+    assert!(
+        dials[1].wait(Duration::from_secs(5)).is_some(),
+        "bob still dialled\n{}",
+        d.log()
+    );
+    assert!(dials[0].wait(Duration::from_millis(10)).is_none());
+    assert!(dials[2].wait(Duration::from_millis(10)).is_none());
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd0 192.168.0.1");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd2 192.168.0.1");
+    assert_eq!(sessions_json(&socket).len(), 2);
+    let (ok, _, err) = ctl(&socket, &["terminate", "--user", "nobody"]);
+    assert!(!ok && err.contains("no matching session"), "{err}");
+
+    // Reload admits dave, who gets bob's address back from the pool.
+    std::fs::write(
+        &secrets,
+        "alice pptpd pa *\nbob pptpd pb *\ncarol pptpd pc *\ndave pptpd pd *\n",
+    )
+    .unwrap();
+    let (ok, out, err) = ctl(&socket, &["reload"]);
+    assert!(ok, "{out}{err}\n{}", d.log());
+    let dave = dial_as(&client, "10.99.9.1", "dave", "pd", "vgd3");
+    let Some(up) = dave.wait_line("up ", Duration::from_secs(30)) else {
+        panic!("dave: no up line\n{}\n{}", dave.log(), d.log());
+    };
+    assert_eq!(up_address(&up), addr["bob"], "{up}");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd0 192.168.0.1");
+
+    // A broken chap-secrets is refused with its line; sessions stay.
+    std::fs::write(&secrets, "alice pptpd pa *\n\"broken\n").unwrap();
+    let (ok, _, err) = ctl(&socket, &["reload"]);
+    assert!(!ok, "a broken file was accepted");
+    assert!(
+        err.contains(&format!("{}:2", secrets.display())),
+        "no file:line in {err}"
+    );
+    // SIGHUP with the broken file: logged, still running.
+    d.signal("HUP");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd0 192.168.0.1");
+    client.sh_ok("ping -c 2 -i 0.2 -W 2 -I vgd3 192.168.0.1");
+    assert_eq!(sessions_json(&socket).len(), 3);
+
+    // Metrics agree with what happened.
+    let m = String::from_utf8_lossy(
+        &server
+            .sh("curl -s --max-time 5 http://127.0.0.1:9723/metrics")
+            .stdout,
+    )
+    .into_owned();
+    assert_eq!(metric(&m, "virtgate_sessions{state=\"active\"}"), 3, "{m}");
+    assert_eq!(metric(&m, "virtgate_session_setups_total"), 4, "{m}");
+    assert_eq!(metric(&m, "virtgate_auth_failures_total"), 1, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            "virtgate_session_setup_failures_total{reason=\"auth_failed\"}"
+        ),
+        1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "virtgate_reloads_total"), 1, "{m}");
+    let live: u64 = sessions_json(&socket)
+        .iter()
+        .map(|e| e["rx_packets"].as_u64().unwrap())
+        .sum();
+    let total_in = metric(&m, "virtgate_packets_total{direction=\"in\"}");
+    assert!(total_in >= live && total_in > 0, "{total_in} < {live}\n{m}");
+    assert!(!m.contains("alice"), "no per-user labels");
+    let not_found = server.sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9723/");
+    assert_eq!(String::from_utf8_lossy(&not_found.stdout), "404");
+
+    // Hooks ran with pppd's arguments: 4 ups, bob's down with his byte counts.
+    let log = std::fs::read_to_string(&hooks_log).unwrap_or_default();
+    assert_eq!(log.matches("ip-up vgpptp0 ").count(), 4, "{log}");
+    let bob_down = log
+        .lines()
+        .find(|l| l.starts_with("ip-down") && l.contains("PEERNAME=bob"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        bob_down.contains(&format!("192.168.0.1 {} 10.99.9.2", addr["bob"])),
+        "{bob_down}"
+    );
+    assert!(
+        bob_down.contains("DNS1=8.8.8.8") && !bob_down.contains("BYTES_SENT= "),
+        "{bob_down}"
+    );
+
+    // SIGTERM hangs everybody up politely and cleans up.
+    let mut others = vec![dials.swap_remove(2), dials.swap_remove(0), dave];
+    stop_and_check_clean(d, &server);
+    for p in &mut others {
+        assert!(
+            p.wait(Duration::from_secs(5)).is_some(),
+            "a dial outlived the server"
+        );
+    }
+    assert!(!socket.exists(), "control socket left behind");
 }
