@@ -40,7 +40,7 @@ pub enum Command {
     Terminate(TerminateArgs),
     /// Make the running daemon re-read chap-secrets, the options file and pptpd.conf (as
     /// SIGHUP); live sessions stay up, new settings apply to new sessions.
-    Reload(SocketArgs),
+    Reload(ReloadArgs),
     /// Configuration files.
     Config {
         #[command(subcommand)]
@@ -108,6 +108,18 @@ pub struct TerminateArgs {
     /// Every session.
     #[arg(long)]
     pub all: bool,
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +161,9 @@ pub struct DaemonArgs {
     /// Do not touch the firewall or ip_forward (for admins who manage their own).
     #[arg(long)]
     pub no_firewall: bool,
+
+    #[command(flatten)]
+    pub networks: crate::networks::NetworkArgs,
 
     #[command(flatten)]
     pub socket: SocketArgs,

@@ -43,6 +43,8 @@ pub enum Request {
     Terminate { target: Target },
     /// Re-read chap-secrets, the options file and pptpd.conf (as SIGHUP).
     Reload,
+    /// Virtual networks: `virtgate net ...` (issue 4).
+    Net(crate::networks::NetRequest),
 }
 
 /// Which sessions `terminate` ends.
@@ -73,6 +75,8 @@ pub enum Response {
     Reloaded {
         warnings: Vec<String>,
     },
+    /// The answer to a [`Request::Net`].
+    Net(crate::networks::NetResponse),
     /// The request failed (bad request, broken configuration file on reload, ...).
     Error {
         message: String,

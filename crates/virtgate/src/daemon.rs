@@ -149,6 +149,8 @@ pub struct Options {
     pub socket: std::path::PathBuf,
     pub metrics: Option<SocketAddr>,
     pub hooks: Hooks,
+    /// Virtual networks (issue 4): `net` requests go to them.
+    pub networks: Option<crate::networks::Handle>,
 }
 
 /// Counters since start; live sessions' traffic is added when asked.
@@ -246,6 +248,7 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     let mut start = [0u8; 2];
     let _ = getrandom::fill(&mut start);
     let (input_tx, mut input_rx) = mpsc::unbounded_channel();
+    let networks = opts.networks;
     let mut eng = Engine {
         pool: ClientAddresses::new(&settings.pool, settings.local_ip),
         settings,
@@ -288,10 +291,14 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
             _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
             _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
             _ = sighup.recv() => { let _ = eng.reload("SIGHUP"); }
-            Some(msg) = ctl_rx.recv() => {
-                let r = eng.on_control(msg.req);
-                let _ = msg.reply.send(r);
-            }
+            Some(msg) = ctl_rx.recv() => match (msg.req, &networks) {
+                // Network commands run on their own task; the engine does not wait for them.
+                (Request::Net(req), Some(n)) => n.serve(req, msg.reply),
+                (req, _) => {
+                    let r = eng.on_control(req);
+                    let _ = msg.reply.send(r);
+                }
+            },
             r = gre.readable() => {
                 match r {
                     Ok(mut guard) => {

@@ -1,8 +1,9 @@
 //! Glue to `virtgate-firewall` (issue 3): the seed's iptables steps as virtgate's own nftables
-//! table, IPv4 forwarding on while we run, coexistence warnings.
+//! table, IPv4 forwarding on while we run, coexistence warnings. Virtual networks (issue 4)
+//! add their parts to the same table (see `networks.rs`).
 
 use virtgate_firewall::{
-    uplink, Firewall, FirewallConfig, FirewallError, ForwardingGuard, Nft, Part, Ruleset,
+    uplink, Applied, Firewall, FirewallConfig, FirewallError, ForwardingGuard, Nft, Part, Ruleset,
 };
 
 use crate::error::DaemonError;
@@ -29,6 +30,14 @@ impl Active {
             Err(e) => tracing::warn!("firewall cleanup: {e}"),
         }
     }
+
+    /// Our table, when there is one (to replace it as networks start and stop).
+    pub fn table_mut(&mut self) -> Option<&mut Applied> {
+        match self {
+            Active::Full(f) => Some(f.applied_mut()),
+            Active::ForwardingOnly(_) => None,
+        }
+    }
 }
 
 /// The ruleset for these settings; `Ok(None)` when there is no uplink (no default route and
@@ -48,9 +57,35 @@ pub fn ruleset(s: &Settings, uplink_arg: Option<&str>) -> Result<Option<Ruleset>
     }])))
 }
 
-/// Applies the ruleset and switches forwarding on.
-pub fn start(s: &Settings, uplink_arg: Option<&str>) -> Result<Active, DaemonError> {
-    match ruleset(s, uplink_arg)? {
+/// Applies the ruleset (the PPTP part, then `networks`' parts) and switches forwarding on.
+/// Returns the PPTP part too, for replacing the table when networks start or stop.
+pub fn start(
+    s: &Settings,
+    uplink_arg: Option<&str>,
+    networks: Vec<Part>,
+) -> Result<(Active, Vec<Part>), DaemonError> {
+    let pptp = ruleset(s, uplink_arg)?.map(|rs| rs.parts);
+    if pptp.is_none() && !networks.is_empty() {
+        tracing::warn!(
+            "no IPv4 default route: PPTP clients are not masqueraded and reach only this host's \
+             networks; pass --uplink IFNAME to masquerade them toward an interface"
+        );
+    }
+    let rs = match (&pptp, networks.is_empty()) {
+        (None, true) => None,
+        (p, _) => Some(Ruleset::new(
+            p.iter().flatten().cloned().chain(networks).collect(),
+        )),
+    };
+    Ok((start_ruleset(s, uplink_arg, rs)?, pptp.unwrap_or_default()))
+}
+
+fn start_ruleset(
+    s: &Settings,
+    uplink_arg: Option<&str>,
+    rs: Option<Ruleset>,
+) -> Result<Active, DaemonError> {
+    match rs {
         Some(rs) => {
             let cfg = FirewallConfig {
                 enabled: true,

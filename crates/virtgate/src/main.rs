@@ -11,6 +11,7 @@ mod fw;
 mod link;
 mod mss;
 mod net;
+mod networks;
 mod ops;
 mod pool;
 mod settings;
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
     match cli.command {
         Command::Daemon(args) => {
             let loaded = settings::load(&args.config)?;
+            let plan = args.networks.read()?;
             let opts = daemon::Options {
                 config: args.config.clone(),
                 socket: args.socket.socket.clone(),
@@ -57,20 +59,28 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                     ip_up: args.ip_up.clone(),
                     ip_down: args.ip_down.clone(),
                 },
+                networks: None,
             };
             let rt = runtime()?;
             rt.block_on(async move {
-                let firewall = if args.no_firewall {
-                    tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
-                    fw::remove_leftover();
-                    None
-                } else {
-                    Some(fw::start(&loaded, args.config.uplink.as_deref())?)
+                // Networks first, then one ruleset with every part; the networks' handle owns
+                // the firewall from here on (it replaces the table as networks start and stop).
+                let nets = networks::start(plan, |parts| {
+                    if args.no_firewall {
+                        tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
+                        fw::remove_leftover();
+                        Ok(None)
+                    } else {
+                        fw::start(&loaded, args.config.uplink.as_deref(), parts).map(Some)
+                    }
+                })
+                .await?;
+                let opts = daemon::Options {
+                    networks: Some(nets.clone()),
+                    ..opts
                 };
                 let r = daemon::run(loaded, opts).await;
-                if let Some(f) = firewall {
-                    f.stop();
-                }
+                nets.shutdown().await;
                 r
             })
         }
@@ -115,9 +125,12 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                 _ => Target::All,
             };
             let r = control::request(&a.socket.socket, &Request::Terminate { target })?;
+            if a.json {
+                println!("{}", json(&r));
+            }
             match r {
                 Response::Terminated { sessions: 0 } => Err(DaemonError::NothingMatched),
-                Response::Terminated { sessions } => {
+                Response::Terminated { sessions } if !a.json => {
                     println!("{sessions} session(s) hanging up");
                     Ok(())
                 }
@@ -125,8 +138,10 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             }
         }
         Command::Reload(a) => {
-            if let Response::Reloaded { warnings } = control::request(&a.socket, &Request::Reload)?
-            {
+            let r = control::request(&a.socket.socket, &Request::Reload)?;
+            if a.json {
+                println!("{}", json(&r));
+            } else if let Response::Reloaded { warnings } = r {
                 for w in warnings {
                     eprintln!("virtgate: warning: {w}");
                 }

@@ -173,3 +173,62 @@ fn a_missing_default_chap_secrets_is_a_loud_warning_not_an_error() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("NOBODY CAN LOG IN"), "{err}");
 }
+
+#[test]
+fn config_check_validates_without_starting() {
+    let d = Dir::new("check");
+    let opts = d.write("options", "name pptpd\nrequire-mschap-v2\n");
+    let conf = d.write(
+        "pptpd.conf",
+        &format!("option {opts}\nlocalip 10.1.0.1\nremoteip 10.1.0.10-19\n"),
+    );
+    let secrets = d.write("chap-secrets", "ann pptpd pw *\nbob pptpd pw2 *\n");
+    let (code, out, err) = run(&[
+        "config",
+        "check",
+        "--pptpd-conf",
+        &conf,
+        "--chap-secrets",
+        &secrets,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration OK: 2 users"), "{out}");
+    assert!(out.contains("10 pool addresses"), "{out}");
+    // A broken secrets file: exit 2, file:line.
+    let bad = d.write("bad-secrets", "ann pptpd pw *\n\"unterminated\n");
+    let (code, _, err) = run(&[
+        "config",
+        "check",
+        "--pptpd-conf",
+        &conf,
+        "--chap-secrets",
+        &bad,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with(&format!("{bad}:2: ")), "{err}");
+    // defaultroute is refused naming the options file.
+    d.write("options", "name pptpd\nrequire-mschap-v2\ndefaultroute\n");
+    let (code, _, err) = run(&[
+        "config",
+        "check",
+        "--pptpd-conf",
+        &conf,
+        "--chap-secrets",
+        &secrets,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("{opts}: option 'defaultroute' refused")),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_commands_without_a_daemon_say_so() {
+    let d = Dir::new("nosock");
+    let sock = d.0.join("none.sock");
+    let (code, out, err) = run(&["status", "--socket", sock.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("is `virtgate daemon` running"), "{err}");
+}

@@ -914,3 +914,53 @@ fn operate_sessions_terminate_reload_metrics_hooks_and_stop() {
     }
     assert!(!socket.exists(), "control socket left behind");
 }
+
+#[test]
+fn ready_is_notified_after_listeners_and_firewall_are_up() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("notify");
+    let (conf, secrets) = seed_config(&dir);
+    let server = Netns::new("srv");
+    let client = Netns::new("cli");
+    server.link_to(&client, "vs0", "10.99.10.1/24", "vc0", "10.99.10.2/24");
+    server.sh_ok("ip route add default via 10.99.10.2");
+    let notify = dir.path("notify");
+    let rx = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let socket = ctl_socket(&conf);
+    let mut child = server
+        .command(BIN)
+        .args(["daemon", "--pptpd-conf", conf.to_str().unwrap()])
+        .args(["--chap-secrets", secrets.to_str().unwrap()])
+        .args(["--socket", socket.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 128];
+    let n = rx.recv(&mut buf).expect("no READY=1 within 10 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // At that moment everything is in place already.
+    assert!(String::from_utf8_lossy(&server.sh("ss -ltn").stdout).contains(":1723"));
+    assert!(
+        nft_tables(&server).contains("virtgate"),
+        "{}",
+        nft_tables(&server)
+    );
+    assert!(socket.exists());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let n = rx.recv(&mut buf).expect("no STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let end = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,1172 @@
+//! Virtual networks in the daemon (issue 4): what libvirt's network driver does at
+//! `libvirtd` start, on `virsh net-*` commands and at shutdown, over `virtgate-vnet`.
+//!
+//! - Start-up ([`NetworkArgs::read`], then [`start`]): every `--network-xml FILE` is read first
+//!   (a bad file stops start-up with `file:line`), defined in the store under `--state-dir` and
+//!   started; then the built-in `default` network (libvirt's: virbr0, 192.168.122.1/24, NAT)
+//!   unless `--no-default-network` or a file named `default`; then the stored networks marked
+//!   autostart. The firewall comes last: one ruleset, the PPTP part and every running network's
+//!   part, applied in one transaction.
+//! - While running, [`Handle`] serves the `virtgate net ...` commands that arrive on the
+//!   control socket ([`NetRequest`], one handler each); starting or stopping a network replaces
+//!   the whole table (`Applied::replace`) with the new list of parts.
+//! - Stop ([`Handle::shutdown`]): every network stopped (bridges removed, leases files kept),
+//!   the table removed and `ip_forward` restored.
+//!
+//! Choices libvirt leaves to the driver, and what this module does:
+//! - The built-in `default` network is stored in the state directory the first time it
+//!   starts (libvirt's packages install it as a defined network), so its generated bridge MAC
+//!   and UUID stay the same across restarts and `net dumpxml default` shows it. It is not
+//!   marked autostart: `--no-default-network` alone decides whether it starts.
+//! - If its bridge name is held by an interface virtgate did not create (libvirt's own virbr0)
+//!   or its subnet is routed on another interface, one warning is logged and the daemon goes
+//!   on without it; the same clash on a `--network-xml` network stops start-up (it was asked
+//!   for explicitly), and on an autostart network is logged as an error, as libvirtd does.
+//! - The subnet check is libvirt's `networkCheckRouteCollision`: a route in
+//!   `/proc/net/route` with exactly the network's address and mask on another interface. A
+//!   wider or narrower route is not a clash (libvirt starts such networks too).
+//! - `net update` changes the running network (`--live`) and the stored definition
+//!   (`--config`) together, so the change survives a restart; either part applies to what
+//!   exists.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use virtgate_config::libvirt::{NetworkDef, UpdateOp, UpdateSection};
+use virtgate_config::ConfigError;
+use virtgate_firewall::{Applied, FirewallError, Nft, Part, Ruleset};
+use virtgate_links::Links;
+use virtgate_vnet::{Network, NetworkOptions, RunningNetwork, Store, VnetError};
+
+use crate::error::DaemonError;
+use crate::fw;
+
+/// Where leases and definitions live unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/virtgate";
+
+/// The name of libvirt's built-in network.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// The host's IPv4 routing table (per network namespace).
+const PROC_NET_ROUTE: &str = "/proc/net/route";
+
+/// `virtgate daemon`'s virtual-network flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetworkArgs {
+    /// A libvirt network XML file (what `virsh net-dumpxml` prints) to define and start with
+    /// the daemon; repeatable. A network named `default` replaces the built-in one.
+    #[arg(long = "network-xml", value_name = "FILE")]
+    pub network_xml: Vec<PathBuf>,
+
+    /// Where network definitions (`networks/NAME.xml`) and leases (`NAME.leases`) are kept.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Do not start the built-in `default` network (virbr0, 192.168.122.1/24, NAT).
+    #[arg(long)]
+    pub no_default_network: bool,
+}
+
+/// What start-up will bring up, read before anything is touched.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    state_dir: PathBuf,
+    /// `--network-xml` files in command-line order.
+    files: Vec<(PathBuf, NetworkDef)>,
+    /// Whether the built-in `default` network starts.
+    builtin_default: bool,
+    no_default: bool,
+}
+
+impl NetworkArgs {
+    /// Reads every `--network-xml` file: a file that does not parse or validate is an error
+    /// with its line (the configuration crate's), two files defining one name are refused.
+    pub fn read(&self) -> Result<Plan, NetworksError> {
+        let mut files: Vec<(PathBuf, NetworkDef)> = Vec::new();
+        for path in &self.network_xml {
+            let (def, warnings) = NetworkDef::read(path)?.into_parts();
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            if let Some((first, _)) = files.iter().find(|(_, d)| d.name == def.name) {
+                return Err(NetworksError::NamedTwice {
+                    name: def.name,
+                    first: first.clone(),
+                    second: path.clone(),
+                });
+            }
+            files.push((path.clone(), def));
+        }
+        let builtin_default =
+            !self.no_default_network && !files.iter().any(|(_, d)| d.name == DEFAULT_NETWORK);
+        Ok(Plan {
+            state_dir: self.state_dir.clone(),
+            files,
+            builtin_default,
+            no_default: self.no_default_network,
+        })
+    }
+}
+
+/// What can go wrong with networks in the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworksError {
+    /// A network XML file or update does not parse or validate (`file:line: ...`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// Starting, stopping, storing or changing a network failed.
+    #[error(transparent)]
+    Vnet(#[from] VnetError),
+
+    /// The ruleset with the network's part could not be applied.
+    #[error("firewall: {0}")]
+    Firewall(#[from] FirewallError),
+
+    /// Two `--network-xml` files define the same network.
+    #[error("network '{name}' is defined by both {} and {}; give each file its own <name>", first.display(), second.display())]
+    NamedTwice {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    /// The network's subnet is routed on an interface that is not its bridge.
+    #[error("network '{network}': subnet {subnet}/{prefix} is already in use by interface {interface}; choose another <ip address>")]
+    SubnetInUse {
+        network: String,
+        subnet: Ipv4Addr,
+        prefix: u8,
+        interface: String,
+    },
+
+    /// `net start` of a network that runs.
+    #[error("network '{name}' is already running")]
+    AlreadyRunning { name: String },
+
+    /// `net stop` / `net leases` of a network that does not run.
+    #[error("network '{name}' is not running")]
+    NotRunning { name: String },
+
+    /// A network command arrived while the daemon stops.
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+impl NetworksError {
+    fn is_taken(&self) -> bool {
+        matches!(
+            self,
+            NetworksError::SubnetInUse { .. } | NetworksError::Vnet(VnetError::BridgeTaken { .. })
+        )
+    }
+}
+
+impl From<NetworksError> for DaemonError {
+    fn from(e: NetworksError) -> DaemonError {
+        match e {
+            NetworksError::Config(c) | NetworksError::Vnet(VnetError::Definition(c)) => {
+                DaemonError::Config(c)
+            }
+            NetworksError::Firewall(f) => DaemonError::Firewall(f),
+            // The message names the network and what to change; DaemonError has no variant of
+            // its own for networks, and `Daemon` prints the text as it is.
+            other => DaemonError::Control(crate::control::ControlError::Daemon(other.to_string())),
+        }
+    }
+}
+
+/// Our nftables table: the PPTP part (fixed at start) and the running networks' parts.
+#[derive(Default)]
+struct Rules {
+    /// `None` with `--no-firewall` (networks run without rules, as the admin manages them).
+    active: Option<fw::Active>,
+    /// A table made after start, when the PPTP side had none (no uplink) and the first network
+    /// needing rules started later.
+    late: Option<Applied>,
+    pptp: Vec<Part>,
+}
+
+impl Rules {
+    /// Replaces the table with the PPTP part and `networks`, in one transaction.
+    fn apply(&mut self, networks: Vec<Part>) -> Result<(), FirewallError> {
+        let Some(active) = &mut self.active else {
+            return Ok(());
+        };
+        let mut parts = self.pptp.clone();
+        parts.extend(networks);
+        let rs = Ruleset::new(parts);
+        if let Some(table) = active.table_mut() {
+            return table.replace(&rs);
+        }
+        match &mut self.late {
+            Some(table) => table.replace(&rs),
+            None if rs.parts.is_empty() => Ok(()),
+            None => {
+                self.late = Some(Nft::new().apply(&rs)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the table and restores `ip_forward` (failures are logged: we are exiting).
+    fn remove(&mut self) {
+        if let Some(t) = self.late.take() {
+            if let Err(e) = t.remove() {
+                tracing::warn!("firewall cleanup: {e}");
+            }
+        }
+        if let Some(a) = self.active.take() {
+            a.stop();
+        }
+    }
+}
+
+/// The daemon's networks: the store, the running ones and the firewall.
+pub struct Networks {
+    store: Store,
+    links: Links,
+    opts: NetworkOptions,
+    running: BTreeMap<String, RunningNetwork>,
+    rules: Rules,
+    stopping: bool,
+}
+
+/// Shared access for the control-socket handlers and the daemon's stop.
+#[derive(Clone)]
+pub struct Handle(Arc<Mutex<Networks>>);
+
+/// Start-up: the networks of `plan`, then the firewall from `firewall` (given the networks'
+/// parts; it returns the active firewall and the PPTP parts, or `None` for `--no-firewall`).
+/// On error everything started is stopped again.
+pub async fn start(
+    plan: Plan,
+    firewall: impl FnOnce(Vec<Part>) -> Result<Option<(fw::Active, Vec<Part>)>, DaemonError>,
+) -> Result<Handle, DaemonError> {
+    let mut nets = Networks {
+        store: Store::open(&plan.state_dir).map_err(NetworksError::from)?,
+        links: Links::new()
+            .map_err(VnetError::from)
+            .map_err(NetworksError::from)?,
+        opts: NetworkOptions::default(),
+        running: BTreeMap::new(),
+        rules: Rules::default(),
+        stopping: false,
+    };
+    if let Err(e) = nets.start_planned(&plan).await {
+        nets.shutdown().await;
+        return Err(e.into());
+    }
+    match firewall(nets.parts()) {
+        Ok(Some((active, pptp))) => {
+            nets.rules.active = Some(active);
+            nets.rules.pptp = pptp;
+        }
+        Ok(None) => {
+            if !nets.running.is_empty() {
+                tracing::info!("--no-firewall: virtual networks run without NAT or filter rules");
+            }
+        }
+        Err(e) => {
+            nets.shutdown().await;
+            return Err(e);
+        }
+    }
+    Ok(Handle(Arc::new(Mutex::new(nets))))
+}
+
+impl Networks {
+    async fn start_planned(&mut self, plan: &Plan) -> Result<(), NetworksError> {
+        for (path, def) in &plan.files {
+            let def = self.store.define(def.clone(), &self.links).await?;
+            self.launch(def).await.map_err(|e| {
+                tracing::error!(file = %path.display(), "network from --network-xml did not start");
+                e
+            })?;
+        }
+        if plan.builtin_default {
+            if let Err(e) = self.start_builtin_default().await {
+                if !e.is_taken() {
+                    return Err(e);
+                }
+                tracing::warn!(
+                    "the built-in network '{DEFAULT_NETWORK}' is not started: {e} \
+                     (libvirt's own network?); the daemon goes on without it — pass \
+                     --no-default-network to silence this, or --network-xml with another bridge \
+                     and subnet"
+                );
+            }
+        }
+        for stored in self.store.list()? {
+            let name = stored.def.name.clone();
+            if !stored.autostart
+                || self.running.contains_key(&name)
+                || (plan.no_default && name == DEFAULT_NETWORK)
+            {
+                continue;
+            }
+            if let Err(e) = self.launch(stored.def).await {
+                tracing::error!(network = %name, "autostart network did not start: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// libvirt's `default`, or the stored definition of that name (an admin may have changed
+    /// it with `net define`); stored the first time.
+    async fn start_builtin_default(&mut self) -> Result<(), NetworksError> {
+        let def = match self.store.get(DEFAULT_NETWORK) {
+            Ok(stored) => stored.def,
+            Err(VnetError::NotFound { .. }) => {
+                let def = NetworkDef::libvirt_default();
+                // Refused before it is stored: a clash must not leave a definition behind.
+                check_subnet_free(&def, &read_routes())?;
+                self.store.define(def, &self.links).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.launch(def).await
+    }
+
+    /// Starts one network (subnet check, bridge, address, DHCP, DNS). The firewall is the
+    /// caller's next step.
+    async fn launch(&mut self, def: NetworkDef) -> Result<(), NetworksError> {
+        if self.running.contains_key(&def.name) {
+            return Err(NetworksError::AlreadyRunning { name: def.name });
+        }
+        check_subnet_free(&def, &read_routes())?;
+        let net = Network::start(def, self.store.state_dir(), self.opts.clone()).await?;
+        tracing::info!(
+            network = %net.name(),
+            bridge = %net.bridge(),
+            address = ?net.def().ip.map(|ip| format!("{}/{}", ip.address, ip.prefix)),
+            mode = net.def().forward_mode().map_or("isolated", |m| m.as_str()),
+            "virtual network started"
+        );
+        self.running.insert(net.name().to_string(), net);
+        Ok(())
+    }
+
+    /// Every running network's firewall part, by name.
+    fn parts(&self) -> Vec<Part> {
+        self.running
+            .values()
+            .filter_map(RunningNetwork::firewall_part)
+            .collect()
+    }
+
+    fn apply_rules(&mut self) -> Result<(), NetworksError> {
+        let parts = self.parts();
+        Ok(self.rules.apply(parts)?)
+    }
+
+    async fn stop_one(&mut self, name: &str) -> Result<(), NetworksError> {
+        let net = self
+            .running
+            .remove(name)
+            .ok_or_else(|| NetworksError::NotRunning {
+                name: name.to_string(),
+            })?;
+        let stopped = net.stop().await;
+        // The rules go whatever happened to the bridge.
+        let rules = self.apply_rules();
+        stopped?;
+        rules
+    }
+
+    /// Stops every network (bridges removed, leases kept), then removes the table.
+    async fn shutdown(&mut self) {
+        self.stopping = true;
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for name in names {
+            if let Some(net) = self.running.remove(&name) {
+                if let Err(e) = net.stop().await {
+                    tracing::warn!(network = %name, "stopping the network: {e}");
+                }
+            }
+        }
+        self.rules.remove();
+    }
+
+    // ---- one handler per NetRequest variant ---------------------------------------------------
+
+    fn list(&self) -> Result<Vec<NetInfo>, NetworksError> {
+        let mut out: BTreeMap<String, NetInfo> = BTreeMap::new();
+        for s in self.store.list()? {
+            out.insert(
+                s.def.name.clone(),
+                NetInfo {
+                    name: s.def.name.clone(),
+                    active: self.running.contains_key(&s.def.name),
+                    autostart: s.autostart,
+                    persistent: true,
+                    bridge: s.def.bridge.name.clone(),
+                },
+            );
+        }
+        for (name, net) in &self.running {
+            out.entry(name.clone())
+                .and_modify(|i| i.bridge = Some(net.bridge().to_string()))
+                .or_insert_with(|| NetInfo {
+                    name: name.clone(),
+                    active: true,
+                    autostart: false,
+                    persistent: false,
+                    bridge: Some(net.bridge().to_string()),
+                });
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn net_start(&mut self, name: &str) -> Result<NetResponse, NetworksError> {
+        if self.stopping {
+            return Err(NetworksError::Stopping);
+        }
+        if self.running.contains_key(name) {
+            return Err(NetworksError::AlreadyRunning {
+                name: name.to_string(),
+            });
+        }
+        let def = self.store.get(name)?.def;
+        self.launch(def).await?;
+        if let Err(e) = self.apply_rules() {
+            // Without its rules the network would be half there: take it down again.
+            if let Some(net) = self.running.remove(name) {
+                if let Err(stop) = net.stop().await {
+                    tracing::warn!(network = %name, "stopping after a firewall failure: {stop}");
+                }
+            }
+            if let Err(again) = self.apply_rules() {
+                tracing::warn!("restoring the previous firewall rules: {again}");
+            }
+            return Err(e);
+        }
+        let bridge = self
+            .running
+            .get(name)
+            .map(|n| n.bridge().to_string())
+            .unwrap_or_default();
+        Ok(NetResponse::Started {
+            name: name.to_string(),
+            bridge,
+        })
+    }
+
+    async fn net_stop(&mut self, name: &str) -> Result<NetResponse, NetworksError> {
+        self.stop_one(name).await?;
+        tracing::info!(network = %name, "virtual network stopped on request");
+        Ok(NetResponse::Stopped {
+            name: name.to_string(),
+        })
+    }
+
+    async fn net_define(&mut self, xml: &str, origin: &Path) -> Result<NetResponse, NetworksError> {
+        let (def, warnings) = NetworkDef::parse(xml, origin)?.into_parts();
+        let def = self.store.define(def, &self.links).await?;
+        Ok(NetResponse::Defined {
+            name: def.name.clone(),
+            bridge: def.bridge.name.clone(),
+            running: self.running.contains_key(&def.name),
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    fn net_undefine(&mut self, name: &str) -> Result<NetResponse, NetworksError> {
+        self.store.undefine(name)?;
+        Ok(NetResponse::Undefined {
+            name: name.to_string(),
+            running: self.running.contains_key(name),
+        })
+    }
+
+    fn net_dumpxml(&self, name: &str, inactive: bool) -> Result<NetResponse, NetworksError> {
+        let def = match self.running.get(name) {
+            Some(net) if !inactive => net.def(),
+            _ => self.store.get(name)?.def,
+        };
+        Ok(NetResponse::Xml { xml: def.to_xml() })
+    }
+
+    async fn net_leases(&self, name: &str) -> Result<NetResponse, NetworksError> {
+        let net = self
+            .running
+            .get(name)
+            .ok_or_else(|| NetworksError::NotRunning {
+                name: name.to_string(),
+            })?;
+        let leases = net
+            .leases()
+            .await?
+            .into_iter()
+            .map(|l| LeaseRow {
+                expiry: l
+                    .expires
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                mac: l.mac.to_string(),
+                protocol: l.protocol().to_string(),
+                ip_address: format!("{}/{}", l.ip, l.prefix_len),
+                hostname: l.hostname.clone(),
+                client_id: l.client_id_string(),
+            })
+            .collect();
+        Ok(NetResponse::Leases {
+            network: name.to_string(),
+            leases,
+        })
+    }
+
+    async fn net_update(
+        &mut self,
+        name: &str,
+        op: UpdateOp,
+        section: UpdateSection,
+        xml: &str,
+    ) -> Result<NetResponse, NetworksError> {
+        let stored = match self.store.get(name) {
+            Ok(_) => true,
+            Err(VnetError::NotFound { .. }) if self.running.contains_key(name) => false,
+            Err(e) => return Err(e.into()),
+        };
+        // Checked on the stored copy first, so a change that cannot apply to the definition
+        // does not reach the running servers either.
+        if stored {
+            let mut check = self.store.get(name)?.def;
+            check.update(section, op, xml)?;
+        }
+        let live = match self.running.get(name) {
+            Some(net) => {
+                net.update(section, op, xml).await?;
+                true
+            }
+            None => false,
+        };
+        let config = if stored {
+            match self.store.update(name, section, op, xml) {
+                Ok(_) => true,
+                Err(e) if live => {
+                    tracing::warn!(network = %name, "live update applied, stored definition not changed: {e}");
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            false
+        };
+        tracing::info!(network = %name, %op, %section, live, config, "network updated");
+        Ok(NetResponse::Updated {
+            name: name.to_string(),
+            live,
+            config,
+        })
+    }
+
+    async fn handle(&mut self, req: NetRequest) -> Result<NetResponse, NetworksError> {
+        if self.stopping {
+            return Err(NetworksError::Stopping);
+        }
+        match req {
+            NetRequest::List => Ok(NetResponse::List {
+                networks: self.list()?,
+            }),
+            NetRequest::Start { name } => self.net_start(&name).await,
+            NetRequest::Stop { name } => self.net_stop(&name).await,
+            NetRequest::Define { xml, origin } => self.net_define(&xml, &origin).await,
+            NetRequest::Undefine { name } => self.net_undefine(&name),
+            NetRequest::Dumpxml { name, inactive } => self.net_dumpxml(&name, inactive),
+            NetRequest::Leases { name } => self.net_leases(&name).await,
+            NetRequest::Update {
+                name,
+                command,
+                section,
+                xml,
+            } => {
+                let op: UpdateOp = command.parse().map_err(|m: String| bad_request(&m))?;
+                let section: UpdateSection =
+                    section.parse().map_err(|m: String| bad_request(&m))?;
+                self.net_update(&name, op, section, &xml).await
+            }
+        }
+    }
+}
+
+/// A request the client side should have refused (unknown update command or section).
+fn bad_request(message: &str) -> NetworksError {
+    NetworksError::Vnet(VnetError::Io {
+        context: "net update".into(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_string()),
+    })
+}
+
+impl Handle {
+    /// Runs one `net` command and answers it (on its own task: the PPTP engine does not wait).
+    pub fn serve(&self, req: NetRequest, reply: tokio::sync::oneshot::Sender<crate::control::Response>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let r = this.0.lock().await.handle(req).await;
+            let _ = reply.send(match r {
+                Ok(r) => crate::control::Response::Net(r),
+                Err(e) => crate::control::Response::Error {
+                    message: e.to_string(),
+                },
+            });
+        });
+    }
+
+    /// Stops every network and removes the firewall (the daemon is exiting).
+    pub async fn shutdown(&self) {
+        self.0.lock().await.shutdown().await;
+    }
+}
+
+// ---- control protocol ------------------------------------------------------------------------
+
+/// A `virtgate net ...` command (`{"cmd":"net","net":"start","name":"default"}` on the socket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "net", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NetRequest {
+    /// `virsh net-list --all`.
+    List,
+    /// `virsh net-start NAME`.
+    Start { name: String },
+    /// `virsh net-destroy NAME`.
+    Stop { name: String },
+    /// `virsh net-define FILE`: the file's text, read by the client; `origin` names it in
+    /// errors.
+    Define { xml: String, origin: PathBuf },
+    /// `virsh net-undefine NAME`.
+    Undefine { name: String },
+    /// `virsh net-dumpxml [--inactive] NAME`.
+    Dumpxml {
+        name: String,
+        #[serde(default)]
+        inactive: bool,
+    },
+    /// `virsh net-dhcp-leases NAME`.
+    Leases { name: String },
+    /// `virsh net-update NAME COMMAND SECTION XML --live --config`.
+    Update {
+        name: String,
+        command: String,
+        section: String,
+        xml: String,
+    },
+}
+
+/// The daemon's answer to a [`NetRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "net", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NetResponse {
+    List {
+        networks: Vec<NetInfo>,
+    },
+    Started {
+        name: String,
+        bridge: String,
+    },
+    Stopped {
+        name: String,
+    },
+    Defined {
+        name: String,
+        bridge: Option<String>,
+        /// A running network keeps its running definition until it is restarted.
+        running: bool,
+        warnings: Vec<String>,
+    },
+    Undefined {
+        name: String,
+        /// A running network runs on (transient) until stopped.
+        running: bool,
+    },
+    Xml {
+        xml: String,
+    },
+    Leases {
+        network: String,
+        leases: Vec<LeaseRow>,
+    },
+    Updated {
+        name: String,
+        /// Applied to the running network.
+        live: bool,
+        /// Applied to the stored definition.
+        config: bool,
+    },
+}
+
+/// One network in `net list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetInfo {
+    pub name: String,
+    pub active: bool,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub bridge: Option<String>,
+}
+
+/// One lease in `net leases` (virsh net-dhcp-leases columns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRow {
+    /// Seconds since the epoch; `None` for an infinite lease.
+    pub expiry: Option<u64>,
+    pub mac: String,
+    pub protocol: String,
+    /// `ADDRESS/PREFIX`.
+    pub ip_address: String,
+    pub hostname: Option<String>,
+    pub client_id: String,
+}
+
+// ---- human output ----------------------------------------------------------------------------
+
+fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (c, w) in cells.iter().zip(&width) {
+            let _ = write!(l, " {c:<w$}  ");
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    let mut o = line(&head);
+    let total: usize = width.iter().map(|w| w + 3).sum();
+    o += &"-".repeat(total.max(1));
+    o.push('\n');
+    for r in rows {
+        o += &line(r);
+    }
+    o
+}
+
+/// `virtgate net list` as virsh's `net-list --all` prints it.
+pub fn list_table(nets: &[NetInfo]) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                if n.active { "active" } else { "inactive" }.to_string(),
+                yes(n.autostart),
+                yes(n.persistent),
+                n.bridge.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["Name", "State", "Autostart", "Persistent", "Bridge"], &rows)
+}
+
+/// `virtgate net leases` with virsh `net-dhcp-leases`' columns (expiry in UTC).
+pub fn leases_table(leases: &[LeaseRow]) -> String {
+    let rows: Vec<Vec<String>> = leases
+        .iter()
+        .map(|l| {
+            vec![
+                l.expiry.map_or_else(|| "never".to_string(), utc_time),
+                l.mac.clone(),
+                l.protocol.clone(),
+                l.ip_address.clone(),
+                l.hostname.clone().unwrap_or_else(|| "-".into()),
+                l.client_id.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Expiry Time",
+            "MAC address",
+            "Protocol",
+            "IP address",
+            "Hostname",
+            "Client ID or DUID",
+        ],
+        &rows,
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC (virsh prints the host's local time; daemons run in UTC).
+pub fn utc_time(epoch_secs: u64) -> String {
+    let days = epoch_secs / 86_400;
+    let secs = epoch_secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// What `virtgate net CMD` prints for an answer (the `--json` form is the answer itself).
+pub fn response_text(r: &NetResponse) -> String {
+    match r {
+        NetResponse::List { networks } => list_table(networks),
+        NetResponse::Started { name, bridge } => {
+            format!("Network {name} started (bridge {bridge})\n")
+        }
+        NetResponse::Stopped { name } => format!("Network {name} destroyed\n"),
+        NetResponse::Defined {
+            name,
+            running,
+            warnings,
+            ..
+        } => {
+            let mut o = String::new();
+            for w in warnings {
+                let _ = writeln!(o, "warning: {w}");
+            }
+            let _ = writeln!(o, "Network {name} defined");
+            if *running {
+                let _ = writeln!(
+                    o,
+                    "(network {name} is running: the new definition applies at its next start)"
+                );
+            }
+            o
+        }
+        NetResponse::Undefined { name, running } => {
+            let mut o = format!("Network {name} has been undefined\n");
+            if *running {
+                let _ = writeln!(o, "(network {name} runs on until it is stopped)");
+            }
+            o
+        }
+        NetResponse::Xml { xml } => {
+            let mut o = xml.clone();
+            if !o.ends_with('\n') {
+                o.push('\n');
+            }
+            o
+        }
+        NetResponse::Leases { leases, .. } => leases_table(leases),
+        NetResponse::Updated { name, live, config } => {
+            let what = match (live, config) {
+                (true, true) => "live state and persistent config",
+                (true, false) => "live state",
+                (false, true) => "persistent config",
+                (false, false) => "nothing",
+            };
+            format!("Updated network {name} {what}\n")
+        }
+    }
+}
+
+// ---- routes ----------------------------------------------------------------------------------
+
+/// One IPv4 route of `/proc/net/route`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Route {
+    interface: String,
+    destination: Ipv4Addr,
+    mask: Ipv4Addr,
+}
+
+fn read_routes() -> Vec<Route> {
+    match std::fs::read_to_string(PROC_NET_ROUTE) {
+        Ok(text) => parse_routes(&text),
+        Err(e) => {
+            tracing::warn!("reading {PROC_NET_ROUTE}: {e}; subnet clashes are not checked");
+            Vec::new()
+        }
+    }
+}
+
+/// `Iface Destination Gateway Flags RefCnt Use Metric Mask ...`, addresses as the kernel's
+/// `%08X` of the network-order word; lines that do not parse are skipped.
+fn parse_routes(text: &str) -> Vec<Route> {
+    let addr = |hex: &str| {
+        u32::from_str_radix(hex, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (iface, dest, mask) = (f.first()?, f.get(1)?, f.get(7)?);
+            Some(Route {
+                interface: iface.to_string(),
+                destination: addr(dest)?,
+                mask: addr(mask)?,
+            })
+        })
+        .collect()
+}
+
+/// libvirt's `networkCheckRouteCollision`: the network's subnet must not be routed, with the
+/// same mask, on an interface other than its own bridge (a bridge virtgate left behind and now
+/// adopts carries the route already). Default routes never clash.
+fn check_subnet_free(def: &NetworkDef, routes: &[Route]) -> Result<(), NetworksError> {
+    let Some(ip) = &def.ip else {
+        return Ok(());
+    };
+    let (network, mask) = (ip.network(), ip.netmask());
+    let bridge = def.bridge.name.as_deref();
+    match routes.iter().find(|r| {
+        r.mask != Ipv4Addr::UNSPECIFIED
+            && r.destination == network
+            && r.mask == mask
+            && Some(r.interface.as_str()) != bridge
+    }) {
+        Some(r) => Err(NetworksError::SubnetInUse {
+            network: def.name.clone(),
+            subnet: network,
+            prefix: ip.prefix,
+            interface: r.interface.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        n: NetworkArgs,
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vg-networks-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn flags_default_to_the_builtin_network_in_var_lib() {
+        let c = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.n.state_dir, PathBuf::from("/var/lib/virtgate"));
+        assert!(c.n.network_xml.is_empty() && !c.n.no_default_network);
+        let plan = c.n.read().unwrap();
+        assert!(plan.builtin_default && plan.files.is_empty());
+        let c = Cli::try_parse_from(["x", "--no-default-network", "--state-dir", "/s"]).unwrap();
+        let plan = c.n.read().unwrap();
+        assert!(!plan.builtin_default && plan.no_default);
+        assert_eq!(plan.state_dir, PathBuf::from("/s"));
+    }
+
+    #[test]
+    fn a_file_named_default_replaces_the_builtin_and_names_clash() {
+        let d = scratch("files");
+        let a = d.join("a.xml");
+        let b = d.join("b.xml");
+        std::fs::write(&a, NetworkDef::libvirt_default().to_xml()).unwrap();
+        std::fs::write(&b, NetworkDef::libvirt_default().to_xml()).unwrap();
+        let a_s = a.to_str().unwrap();
+        let c = Cli::try_parse_from(["x", "--network-xml", a_s]).unwrap();
+        let plan = c.n.read().unwrap();
+        assert!(!plan.builtin_default);
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].1.name, "default");
+        let c =
+            Cli::try_parse_from(["x", "--network-xml", a_s, "--network-xml", b.to_str().unwrap()])
+                .unwrap();
+        let e = c.n.read().unwrap_err();
+        assert!(matches!(e, NetworksError::NamedTwice { .. }), "{e}");
+        assert!(e.to_string().contains("a.xml") && e.to_string().contains("b.xml"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_bad_file_stops_start_up_with_its_line() {
+        let d = scratch("bad");
+        let f = d.join("bad.xml");
+        std::fs::write(
+            &f,
+            "<network>\n  <name>x</name>\n  <portgroup name='p'/>\n</network>\n",
+        )
+        .unwrap();
+        let c = Cli::try_parse_from(["x", "--network-xml", f.to_str().unwrap()]).unwrap();
+        let e = c.n.read().unwrap_err();
+        let shown = DaemonError::from(e).to_string();
+        assert!(
+            shown.starts_with(&format!("{}:3:", f.display())),
+            "{shown}"
+        );
+        assert!(shown.contains("portgroup"), "{shown}");
+        // A missing file is an error too, naming it.
+        let c = Cli::try_parse_from(["x", "--network-xml", "/nonexistent/n.xml"]).unwrap();
+        let shown = DaemonError::from(c.n.read().unwrap_err()).to_string();
+        assert!(shown.contains("/nonexistent/n.xml"), "{shown}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    const ROUTES: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        uplink0\t00000000\t017100CB\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+        uplink0\t007100CB\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+        virbr0\t007AA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+        short\n\
+        bad\tZZZZZZZZ\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn routes_parse_as_the_kernel_prints_them() {
+        let r = parse_routes(ROUTES);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r[1],
+            Route {
+                interface: "uplink0".into(),
+                destination: Ipv4Addr::new(203, 0, 113, 0),
+                mask: Ipv4Addr::new(255, 255, 255, 0),
+            }
+        );
+        assert_eq!(r[2].destination, Ipv4Addr::new(192, 168, 122, 0));
+        assert!(parse_routes("").is_empty());
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn subnet_clash_is_libvirts_same_network_same_mask_on_another_interface() {
+        let routes = parse_routes(ROUTES);
+        let mut def = NetworkDef::libvirt_default();
+        // Its own bridge carries the route: no clash (a leftover bridge is adopted).
+        assert!(check_subnet_free(&def, &routes).is_ok());
+        def.bridge.name = Some("virbr7".into());
+        let e = check_subnet_free(&def, &routes).unwrap_err();
+        assert!(e.is_taken());
+        assert_eq!(
+            e.to_string(),
+            "network 'default': subnet 192.168.122.0/24 is already in use by interface \
+             virbr0; choose another <ip address>"
+        );
+        // The default route and a route with another mask do not clash.
+        let mut wide = def.clone();
+        if let Some(ip) = wide.ip.as_mut() {
+            ip.address = Ipv4Addr::new(203, 0, 113, 9);
+            ip.prefix = 25;
+            ip.dhcp_ranges.clear();
+        }
+        assert!(check_subnet_free(&wide, &routes).is_ok());
+        if let Some(ip) = wide.ip.as_mut() {
+            ip.prefix = 24;
+        }
+        assert!(check_subnet_free(&wide, &routes).is_err());
+    }
+
+    #[test]
+    fn utc_times_are_civil_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(utc_time(4_107_542_399), "2100-02-28 23:59:59");
+        assert!(!utc_time(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn tables_have_virsh_columns() {
+        let t = leases_table(&[LeaseRow {
+            expiry: Some(1_700_000_000),
+            mac: "52:54:00:77:00:21".into(),
+            protocol: "ipv4".into(),
+            ip_address: "192.168.122.50/24".into(),
+            hostname: Some("fixed".into()),
+            client_id: "-".into(),
+        }]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with(" Expiry Time           MAC address"), "{t}");
+        assert!(lines[0].ends_with("Client ID or DUID"), "{t}");
+        assert!(lines[1].chars().all(|c| c == '-'));
+        assert_eq!(
+            lines[2],
+            " 2023-11-14 22:13:20   52:54:00:77:00:21   ipv4       192.168.122.50/24   fixed      -"
+        );
+        let t = list_table(&[NetInfo {
+            name: "default".into(),
+            active: true,
+            autostart: false,
+            persistent: true,
+            bridge: Some("virbr0".into()),
+        }]);
+        assert_eq!(
+            t.lines().nth(2),
+            Some(" default   active   no          yes          virbr0")
+        );
+    }
+
+    #[test]
+    fn requests_travel_inside_the_control_envelope() {
+        use crate::control::{decode, encode, Request, Response};
+        let reqs = [
+            NetRequest::List,
+            NetRequest::Start {
+                name: "default".into(),
+            },
+            NetRequest::Define {
+                xml: "<network/>".into(),
+                origin: "/tmp/n.xml".into(),
+            },
+            NetRequest::Dumpxml {
+                name: "n".into(),
+                inactive: true,
+            },
+            NetRequest::Update {
+                name: "n".into(),
+                command: "add".into(),
+                section: "dns-host".into(),
+                xml: "<host ip='10.0.0.9'><hostname>x</hostname></host>".into(),
+            },
+        ];
+        for r in reqs {
+            let line = encode(&Request::Net(r.clone()));
+            assert_eq!(decode::<Request>(&line), Ok(Request::Net(r)), "{line}");
+        }
+        assert_eq!(
+            encode(&Request::Net(NetRequest::Stop { name: "a".into() })),
+            "{\"v\":1,\"cmd\":\"net\",\"net\":\"stop\",\"name\":\"a\"}\n"
+        );
+        // An old client's dumpxml without `inactive` still parses.
+        assert_eq!(
+            decode::<Request>("{\"v\":1,\"cmd\":\"net\",\"net\":\"dumpxml\",\"name\":\"a\"}"),
+            Ok(Request::Net(NetRequest::Dumpxml {
+                name: "a".into(),
+                inactive: false
+            }))
+        );
+        assert!(decode::<Request>("{\"v\":1,\"cmd\":\"net\",\"net\":\"explode\"}").is_err());
+        assert!(decode::<Request>("{\"v\":1,\"cmd\":\"net\",\"net\":\"start\"}").is_err());
+        let resp = Response::Net(NetResponse::Leases {
+            network: "default".into(),
+            leases: vec![LeaseRow {
+                expiry: None,
+                mac: "52:54:00:00:00:01".into(),
+                protocol: "ipv4".into(),
+                ip_address: "192.168.122.2/24".into(),
+                hostname: None,
+                client_id: "-".into(),
+            }],
+        });
+        assert_eq!(decode::<Response>(&encode(&resp)), Ok(resp));
+    }
+}

@@ -1,0 +1,758 @@
+//! Faults the PPTP server must survive (issue 7, "Faults survived"), as namespace tests against
+//! the real daemon (root). Each test builds its own namespaces with `virtgate-testnet` — a
+//! server, a client and where needed a third host — and every packet stays inside them.
+//!
+//! - a client that vanishes without hanging up: LCP echo (RFC 1661 §5.8, pppd's
+//!   `lcp-echo-interval`/`lcp-echo-failure`) reaps the session, its address and call id return;
+//! - the control TCP connection reset (RST) in every phase of set-up (RFC 2637 §2: before
+//!   SCCRQ, after SCCRP, after OCRP, during LCP, during authentication, after IPCP);
+//! - 1,000 control connections that never speak: pptpd's `stimeout` reaps them, `connections`
+//!   holds meanwhile;
+//! - GRE floods (RFC 2637 §4.1 headers with random call ids and sequence numbers) from a third
+//!   host, and spoofed from the client's address with the right call id;
+//! - pool exhaustion, by the `connections` limit pptpd derives from `remoteip` and in IPCP;
+//! - repeated wrong passwords.
+
+mod common;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use socket2::SockAddr;
+use virtgate_pptp::gre::GreHeader;
+use virtgate_testnet::{require_root, Netns};
+
+const SERVER_TUNNEL_IP: &str = "192.168.0.1";
+
+/// `ping` through the tunnel from `ns` over `dev`; returns how many replies came back.
+fn ping(ns: &Netns, dev: &str, count: u32) -> u32 {
+    let out = ns.sh(&format!(
+        "ping -c {count} -i 0.2 -W 2 -I {dev} {SERVER_TUNNEL_IP}"
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(',')
+        .find_map(|p| p.trim().strip_suffix(" received")?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn random_file(p: &Path, bytes: usize) {
+    let mut rng = Rng::new(0xf10d);
+    let mut v = vec![0u8; bytes];
+    rng.fill(&mut v);
+    std::fs::write(p, v).unwrap();
+}
+
+fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Serves `file` once on 192.168.0.1:9000 in the server namespace; the client downloads it
+/// through the tunnel and prints its sha256.
+const SERVE_PY: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.168.0.1", 9000)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.sendall(open(sys.argv[1], "rb").read()); c.close()
+"#;
+const FETCH_PY: &str = r#"
+import hashlib, socket
+c = socket.create_connection(("192.168.0.1", 9000), timeout=30); h = hashlib.sha256()
+while True:
+    b = c.recv(65536)
+    if not b: break
+    h.update(b)
+print(h.hexdigest())
+"#;
+
+/// Downloads `bytes` random bytes from the server through the tunnel; true when the checksum
+/// matches.
+fn checksummed_download(dir: &TempDir, server: &Netns, client: &Netns, bytes: usize) -> bool {
+    let blob = dir.path("blob");
+    random_file(&blob, bytes);
+    let want = sha256_file(&blob);
+    let serve = dir.write("serve.py", SERVE_PY);
+    let fetch = dir.write("fetch.py", FETCH_PY);
+    let mut srv = server.spawn(
+        "python3",
+        &[serve.to_str().unwrap(), blob.to_str().unwrap()],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = client.sh(&format!("timeout 40 python3 {}", fetch.display()));
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if got != want {
+        eprintln!(
+            "download: got {got:?}, want {want}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    got == want
+}
+
+/// The daemon's `stopped` line (GRE drop counters).
+fn stopped_line(log: &str) -> String {
+    log.lines()
+        .find(|l| l.contains(" stopped") && l.contains("gre_unknown_call="))
+        .unwrap_or_else(|| panic!("no `stopped` line in\n{log}"))
+        .to_string()
+}
+
+// ---- a client that vanishes --------------------------------------------------------------
+
+#[test]
+fn vanished_client_is_reaped_by_lcp_echo_and_its_address_and_call_id_return() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-vanish");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "lcp-echo-interval 1\nlcp-echo-failure 3\n",
+        "user1 pptpd password1 *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.1.1/24", "vc0", "10.98.1.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (mut c, addr) = dial_up(&client, "10.98.1.1", "user1", "password1", "vgd0", &d);
+    assert_eq!(addr, "192.168.0.100");
+    assert_eq!(ping(&client, "vgd0", 2), 2, "{}", d.log());
+    // Echoes are answered while the client lives: the session outlasts several intervals.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(d.count("session down"), 0, "{}", d.log());
+
+    // The client's host goes silent: nothing it sends reaches the server any more (not the
+    // FIN of the killed process's TCP connection, not its GRE), then the process dies.
+    client.sh_ok(
+        "nft add table ip vanish && \
+         nft add chain ip vanish out '{ type filter hook output priority 0; policy accept; }' && \
+         nft add rule ip vanish out ip daddr 10.98.1.1 drop",
+    );
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    let t0 = Instant::now();
+    assert!(
+        d.wait_count("session down", 1, Duration::from_secs(10)),
+        "session not reaped 10 s after the client vanished:\n{}",
+        d.log()
+    );
+    let reaped_after = t0.elapsed();
+    eprintln!("reaped after {reaped_after:?}");
+    // 3 unanswered echoes at 1 s: about 3-4 s; not at once (that would mean the FIN got out).
+    assert!(
+        reaped_after >= Duration::from_secs(2) && reaped_after <= Duration::from_secs(7),
+        "reaped after {reaped_after:?}\n{}",
+        d.log()
+    );
+    let down = d.lines_with("session down").remove(0);
+    assert!(down.contains("PeerNotResponding"), "{down}");
+    assert_eq!(field(&down, "calls_in_use"), Some(0), "call id kept: {down}");
+
+    // The host comes back: a new client gets the same address, and is the only one using it.
+    client.sh_ok("nft delete table ip vanish");
+    let (c2, addr2) = dial_up(&client, "10.98.1.1", "user1", "password1", "vgd1", &d);
+    assert_eq!(addr2, "192.168.0.100", "address not returned to the pool");
+    let up2 = d.lines_with("session up").pop().unwrap();
+    assert_eq!(field(&up2, "addresses_in_use"), Some(1), "{up2}");
+    assert_eq!(ping(&client, "vgd1", 2), 2, "{}", d.log());
+    hang_up(c2);
+    stop(d);
+}
+
+// ---- control connection reset in every phase ---------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResetAt {
+    BeforeSccrq,
+    AfterSccrp,
+    AfterOcrp,
+    DuringLcp,
+    DuringAuth,
+    AfterUp,
+}
+
+#[test]
+fn control_connection_reset_in_every_setup_phase_leaves_the_daemon_serving() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-rst");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "",
+        "user1 pptpd password1 *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.2.1/24", "vc0", "10.98.2.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let srv: Ipv4Addr = "10.98.2.1".parse().unwrap();
+    let mut downs = 0;
+    for (i, phase) in [
+        ResetAt::BeforeSccrq,
+        ResetAt::AfterSccrp,
+        ResetAt::AfterOcrp,
+        ResetAt::DuringLcp,
+        ResetAt::DuringAuth,
+        ResetAt::AfterUp,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lost = d.count("control connection lost");
+        let raw_up = in_netns(&client, move || {
+            let mut c = RawClient::connect(srv);
+            match phase {
+                // Let the daemon accept it first: the RST then hits an accepted connection.
+                ResetAt::BeforeSccrq => std::thread::sleep(Duration::from_millis(200)),
+                ResetAt::AfterSccrp => c.start(),
+                _ => {
+                    c.start();
+                    c.call("user1", "password1");
+                    match phase {
+                        ResetAt::DuringLcp => c.run_until(Stage::Lcp, Duration::from_secs(5)),
+                        ResetAt::DuringAuth => c.run_until(Stage::Auth, Duration::from_secs(5)),
+                        ResetAt::AfterUp => c.run_until(Stage::Up, Duration::from_secs(10)),
+                        _ => {}
+                    }
+                }
+            }
+            let up = c.up;
+            c.reset();
+            up
+        });
+        if phase == ResetAt::AfterUp {
+            assert_eq!(raw_up, Some("192.168.0.100".parse().unwrap()));
+        }
+        assert!(
+            d.wait_count("control connection lost", lost + 1, Duration::from_secs(5)),
+            "{phase:?}: the daemon did not see the reset\n{}",
+            d.log()
+        );
+        if !matches!(phase, ResetAt::BeforeSccrq | ResetAt::AfterSccrp) {
+            // The call that was set up on it is gone, with its address and call id.
+            downs += 1;
+            assert!(
+                d.wait_count("session down", downs, Duration::from_secs(5)),
+                "{phase:?}: call not torn down\n{}",
+                d.log()
+            );
+            let down = d.lines_with("session down").pop().unwrap();
+            assert_eq!(field(&down, "calls_in_use"), Some(0), "{phase:?}: {down}");
+        }
+        // A real client still gets in, with the first pool address (nothing leaked).
+        let (c, addr) = dial_up(
+            &client,
+            "10.98.2.1",
+            "user1",
+            "password1",
+            &format!("vgd{i}"),
+            &d,
+        );
+        assert_eq!(addr, "192.168.0.100", "{phase:?}: address leaked\n{}", d.log());
+        assert_eq!(ping(&client, &format!("vgd{i}"), 1), 1, "{phase:?}");
+        hang_up(c);
+        downs += 1;
+        assert!(
+            d.wait_count("session down", downs, Duration::from_secs(5)),
+            "{}",
+            d.log()
+        );
+    }
+    assert_eq!(d.count("control connection lost"), 6, "{}", d.log());
+    stop(d);
+}
+
+// ---- half-open control connections -------------------------------------------------------
+
+/// What happened to each silent connection.
+struct SilentStats {
+    opened: usize,
+    open_took: Duration,
+    /// Most connections alive at once from 0.5 s after the last one opened.
+    max_alive: usize,
+    /// Closed by the server within 1 s of opening (refused: over the limit).
+    refused: usize,
+    /// Closed between 1.5 s and 3.5 s after opening (`stimeout 2`).
+    reaped: usize,
+    /// Closed otherwise, or never.
+    other: Vec<Option<Duration>>,
+}
+
+#[test]
+fn thousand_silent_control_connections_are_reaped_by_stimeout_within_the_connections_limit() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 1000;
+    const LIMIT: usize = 100;
+    raise_nofile(4 * N as u64);
+    let dir = TempDir::new("f-silent");
+    let (conf, secrets) = write_config(
+        &dir,
+        &format!("remoteip 192.168.0.100-200\nconnections {LIMIT}\nstimeout 2\n"),
+        "",
+        "user1 pptpd password1 *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.3.1/24", "vc0", "10.98.3.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let srv = SocketAddr::V4(SocketAddrV4::new("10.98.3.1".parse().unwrap(), 1723));
+    let stats = in_netns(&client, move || {
+        let t0 = Instant::now();
+        let mut socks: Vec<(TcpStream, Instant, Option<Duration>)> = Vec::with_capacity(N);
+        for _ in 0..N {
+            let s = TcpStream::connect_timeout(&srv, Duration::from_secs(5)).expect("connect");
+            s.set_nonblocking(true).unwrap();
+            socks.push((s, Instant::now(), None));
+        }
+        let open_took = t0.elapsed();
+        let last = Instant::now();
+        let mut max_alive = 0;
+        let mut buf = [0u8; 64];
+        while last.elapsed() < Duration::from_secs(6) {
+            let mut alive = 0;
+            for (s, opened, closed) in socks.iter_mut() {
+                if closed.is_some() {
+                    continue;
+                }
+                match s.read(&mut buf) {
+                    Ok(0) => *closed = Some(opened.elapsed()),
+                    Ok(n) => panic!("the server spoke first ({n} bytes)"),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => alive += 1,
+                    Err(_) => *closed = Some(opened.elapsed()),
+                }
+            }
+            if last.elapsed() >= Duration::from_millis(500) {
+                max_alive = max_alive.max(alive);
+            }
+            if alive == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut st = SilentStats {
+            opened: socks.len(),
+            open_took,
+            max_alive,
+            refused: 0,
+            reaped: 0,
+            other: Vec::new(),
+        };
+        for (_, _, closed) in &socks {
+            match closed {
+                Some(t) if *t < Duration::from_secs(1) => st.refused += 1,
+                Some(t) if *t >= Duration::from_millis(1500) && *t <= Duration::from_millis(3500) => {
+                    st.reaped += 1
+                }
+                other => st.other.push(*other),
+            }
+        }
+        st
+    });
+    eprintln!(
+        "opened {} in {:?}: refused {}, reaped {}, max alive {}, other {:?}",
+        stats.opened,
+        stats.open_took,
+        stats.refused,
+        stats.reaped,
+        stats.max_alive,
+        stats.other
+    );
+    assert!(
+        stats.max_alive <= LIMIT,
+        "{} silent connections held at once, limit {LIMIT}",
+        stats.max_alive
+    );
+    assert!(
+        stats.other.is_empty(),
+        "connections neither refused nor reaped by stimeout: {:?}",
+        stats.other
+    );
+    assert!(
+        stats.reaped >= LIMIT / 2 && stats.reaped <= N - stats.refused,
+        "reaped {}",
+        stats.reaped
+    );
+    assert_eq!(stats.refused + stats.reaped, N);
+    assert!(
+        d.count("`connections` limit reached") >= stats.refused,
+        "{} refusals logged for {} refused",
+        d.count("`connections` limit reached"),
+        stats.refused
+    );
+    // A real client still gets in.
+    let (c, addr) = dial_up(&client, "10.98.3.1", "user1", "password1", "vgd0", &d);
+    assert_eq!(addr, "192.168.0.100");
+    assert_eq!(ping(&client, "vgd0", 2), 2);
+    hang_up(c);
+    stop(d);
+}
+
+// ---- GRE floods --------------------------------------------------------------------------
+
+/// Sends GRE at `to` from the calling thread's namespace until `stop` (or `max` packets):
+/// well-formed enhanced GRE headers with random call ids (every 8th carries `hit_call_id`)
+/// and random sequence/ack numbers and payloads, every 16th packet plain junk. Returns the
+/// counts (valid-header packets for other call ids, for `hit_call_id`, junk).
+fn gre_flood(to: Ipv4Addr, hit_call_id: Option<u16>, stop: &AtomicBool, max: u64) -> (u64, u64, u64) {
+    let sock = gre_socket();
+    let dst = SockAddr::from(SocketAddrV4::new(to, 0));
+    let mut rng = Rng::new(0xf100d ^ u64::from(hit_call_id.unwrap_or(7)));
+    let mut pkt = [0u8; 256];
+    let (mut other, mut hit, mut junk) = (0u64, 0u64, 0u64);
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) && i < max {
+        i += 1;
+        let r = rng.next_u64();
+        let len = if i % 16 == 0 {
+            let n = 1 + (r as usize % 40);
+            rng.fill(&mut pkt[..n]);
+            junk += 1;
+            n
+        } else {
+            let call_id = match hit_call_id {
+                Some(id) if i % 8 == 0 => {
+                    hit += 1;
+                    id
+                }
+                _ => {
+                    other += 1;
+                    (r >> 16) as u16
+                }
+            };
+            let payload = (r >> 32) as usize % 120;
+            let hdr = GreHeader {
+                call_id,
+                payload_len: payload as u16,
+                seq: (payload > 0 || r & 1 == 0).then_some((r >> 8) as u32 ^ rng.next_u64() as u32),
+                ack: (r & 2 == 0).then_some(rng.next_u64() as u32),
+            };
+            let h = hdr.emit(&mut pkt);
+            rng.fill(&mut pkt[h..h + payload]);
+            h + payload
+        };
+        let _ = sock.send_to(&pkt[..len], &dst);
+        if i % 512 == 0 {
+            // Bursts, not a busy loop the 2-core test machine cannot share.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    (other, hit, junk)
+}
+
+#[test]
+fn gre_flood_from_a_third_host_leaves_the_session_passing_traffic() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-flood");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "",
+        "user1 pptpd password1 *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    let attacker = Netns::new("fatk");
+    server.link_to(&client, "vs0", "10.98.4.1/24", "vc0", "10.98.4.2/24");
+    server.link_to(&attacker, "vs1", "10.98.5.1/24", "va0", "10.98.5.2/24");
+    // info: the daemon logs each dropped packet at debug.
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (c, _) = dial_up(&client, "10.98.4.1", "user1", "password1", "vgd0", &d);
+    let call_id = c
+        .lines_with("call connected")
+        .first()
+        .and_then(|l| field(l, "peer_call_id"))
+        .unwrap_or_else(|| panic!("no server call id in\n{}", c.log())) as u16;
+
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop_flag = stop_flag.clone();
+        spawn_in_netns(&attacker, move || {
+            gre_flood("10.98.5.1".parse().unwrap(), Some(call_id), &stop_flag, 2_000_000)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let pings = ping(&client, "vgd0", 20);
+    let download_ok = checksummed_download(&dir, &server, &client, 1 << 20);
+    stop_flag.store(true, Ordering::Relaxed);
+    let (other, hit, junk) = flood.join().unwrap();
+    eprintln!("flood: {other} for random call ids, {hit} for the session's id, {junk} junk");
+    assert!(pings >= 18, "{pings}/20 pings through the flood\n{}", d.log());
+    assert!(download_ok, "download corrupted or failed under the flood");
+    assert_eq!(ping(&client, "vgd0", 3), 3);
+    hang_up(c);
+    let log = stop(d);
+    let line = stopped_line(&log);
+    eprintln!("{line}");
+    let unknown = field(&line, "gre_unknown_call").unwrap_or(0);
+    let wrong_src = field(&line, "gre_wrong_source").unwrap_or(0);
+    let malformed = field(&line, "gre_malformed").unwrap_or(0);
+    // Counted, not necessarily all: the kernel may drop some at the socket under a flood.
+    assert!(unknown >= other / 4 && unknown <= other, "{line}");
+    // (A random call id may happen to be the session's: a few more wrong-source drops.)
+    assert!(wrong_src >= hit / 4 && wrong_src <= hit + other / 1000 + 5, "{line}");
+    assert!(malformed >= junk / 4 && malformed <= junk, "{line}");
+}
+
+#[test]
+fn spoofed_gre_with_the_right_call_id_and_random_sequence_numbers_leaves_the_session_passing_traffic(
+) {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-spoof");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "",
+        "user1 pptpd password1 *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.6.1/24", "vc0", "10.98.6.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (c, _) = dial_up(&client, "10.98.6.1", "user1", "password1", "vgd0", &d);
+    let call_id = c
+        .lines_with("call connected")
+        .first()
+        .and_then(|l| field(l, "peer_call_id"))
+        .unwrap_or_else(|| panic!("no server call id in\n{}", c.log())) as u16;
+    assert_eq!(ping(&client, "vgd0", 2), 2);
+
+    // From the client's own address (a spoofer off the path needs only that and the 16-bit
+    // call id): the session's call id with random sequence numbers and garbage payloads, as
+    // many as a slow flood sends in two seconds.
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop_flag = stop_flag.clone();
+        spawn_in_netns(&client, move || {
+            let sock = gre_socket();
+            let dst = SockAddr::from(SocketAddrV4::new("10.98.6.1".parse().unwrap(), 0));
+            let mut rng = Rng::new(0x5b00f);
+            let mut pkt = [0u8; 128];
+            let mut sent = 0u64;
+            while !stop_flag.load(Ordering::Relaxed) && sent < 200_000 {
+                let r = rng.next_u64();
+                let payload = 20 + (r as usize % 80);
+                let hdr = GreHeader {
+                    call_id,
+                    payload_len: payload as u16,
+                    seq: Some((r >> 32) as u32),
+                    ack: None,
+                };
+                let h = hdr.emit(&mut pkt);
+                rng.fill(&mut pkt[h..h + payload]);
+                let _ = sock.send_to(&pkt[..h + payload], &dst);
+                sent += 1;
+                if sent % 256 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            sent
+        })
+    };
+    let during = ping(&client, "vgd0", 10);
+    stop_flag.store(true, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    let after = ping(&client, "vgd0", 5);
+    let download_ok = checksummed_download(&dir, &server, &client, 256 << 10);
+    eprintln!("spoofed {sent} packets; pings during {during}/10, after {after}/5");
+    assert!(
+        during >= 8 && after == 5 && download_ok,
+        "the session stopped passing traffic under spoofed GRE (pings during {during}/10, \
+         after {after}/5, download ok {download_ok})\n--- daemon\n{}",
+        d.log()
+    );
+    hang_up(c);
+    stop(d);
+}
+
+// ---- pool exhaustion ---------------------------------------------------------------------
+
+#[test]
+fn pool_of_two_refuses_the_third_client_until_one_hangs_up() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-pool2");
+    // pptpd's rule: `connections` is capped by the number of remoteip addresses, so the third
+    // client is refused when it connects.
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-101\n",
+        "",
+        "alice pptpd pa *\nbob pptpd pb *\ncarol pptpd pc *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.7.1/24", "vc0", "10.98.7.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (a, addr_a) = dial_up(&client, "10.98.7.1", "alice", "pa", "vgd0", &d);
+    let (b, addr_b) = dial_up(&client, "10.98.7.1", "bob", "pb", "vgd1", &d);
+    assert_eq!((addr_a.as_str(), addr_b.as_str()), ("192.168.0.100", "192.168.0.101"));
+
+    let t0 = Instant::now();
+    let mut c = dial(&client, "10.98.7.1", "carol", "pc", "vgd2");
+    let st = c.wait(Duration::from_secs(15));
+    let Some(st) = st else {
+        panic!("third client neither up nor refused after 15 s\n{}\n{}", c.log(), d.log());
+    };
+    eprintln!("third client refused after {:?}:\n{}", t0.elapsed(), c.log());
+    assert!(!st.success(), "third client got in:\n{}", c.log());
+    assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "refusal took {:?}",
+        t0.elapsed()
+    );
+    // A clear reason on both sides.
+    assert!(c.log().contains("the server closed the control connection"), "{}", c.log());
+    assert!(d.log().contains("`connections` limit reached"), "{}", d.log());
+    // The two sessions did not notice.
+    assert_eq!(ping(&client, "vgd0", 1), 1);
+    assert_eq!(ping(&client, "vgd1", 1), 1);
+
+    // Alice hangs up: carol gets in, with alice's address.
+    hang_up(a);
+    assert!(d.wait_count("session down", 1, Duration::from_secs(5)), "{}", d.log());
+    let (c2, addr_c) = dial_up(&client, "10.98.7.1", "carol", "pc", "vgd3", &d);
+    assert_eq!(addr_c, "192.168.0.100");
+    assert_eq!(ping(&client, "vgd3", 1), 1);
+    hang_up(c2);
+    hang_up(b);
+    stop(d);
+}
+
+#[test]
+fn address_pool_exhausted_in_ipcp_terminates_with_a_reason_and_admits_after_a_hang_up() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-pool-ipcp");
+    // Three connections allowed, but these users may only have 192.168.0.100/31 (pppd's
+    // chap-secrets address column): the third one's IPCP finds no address.
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-102\n",
+        "",
+        "alice pptpd pa 192.168.0.100/31\nbob pptpd pb 192.168.0.100/31\n\
+         carol pptpd pc 192.168.0.100/31\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    server.link_to(&client, "vs0", "10.98.8.1/24", "vc0", "10.98.8.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (a, addr_a) = dial_up(&client, "10.98.8.1", "alice", "pa", "vgd0", &d);
+    let (b, addr_b) = dial_up(&client, "10.98.8.1", "bob", "pb", "vgd1", &d);
+    assert_eq!((addr_a.as_str(), addr_b.as_str()), ("192.168.0.100", "192.168.0.101"));
+
+    let t0 = Instant::now();
+    let mut c = dial(&client, "10.98.8.1", "carol", "pc", "vgd2");
+    let Some(st) = c.wait(Duration::from_secs(15)) else {
+        panic!("third client neither up nor refused after 15 s\n{}\n{}", c.log(), d.log());
+    };
+    eprintln!("third client refused after {:?}:\n{}", t0.elapsed(), c.log());
+    assert!(!st.success(), "third client got in:\n{}", c.log());
+    assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
+    assert!(t0.elapsed() < Duration::from_secs(8), "refusal took {:?}", t0.elapsed());
+    // LCP Terminate-Request with pppd's text, seen by the client.
+    assert!(c.log().contains("No IP address available"), "{}", c.log());
+    assert!(d.log().contains("no address for client"), "{}", d.log());
+    let down = d.lines_with("session down").pop().unwrap();
+    assert!(down.contains("AddressPoolExhausted"), "{down}");
+    assert_eq!(ping(&client, "vgd0", 1), 1);
+    assert_eq!(ping(&client, "vgd1", 1), 1);
+
+    hang_up(b);
+    assert!(d.wait_count("session down", 2, Duration::from_secs(5)), "{}", d.log());
+    let (c2, addr_c) = dial_up(&client, "10.98.8.1", "carol", "pc", "vgd3", &d);
+    assert_eq!(addr_c, "192.168.0.101");
+    assert_eq!(ping(&client, "vgd3", 1), 1);
+    hang_up(c2);
+    hang_up(a);
+    stop(d);
+}
+
+// ---- wrong passwords ---------------------------------------------------------------------
+
+#[test]
+fn repeated_wrong_passwords_do_not_stop_the_daemon_serving_others() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("f-badpw");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "",
+        "alice pptpd pa *\nbob pptpd pb *\neve pptpd pe *\n",
+    );
+    let server = Netns::new("fsrv");
+    let client = Netns::new("fcli");
+    let attacker = Netns::new("fatk");
+    server.link_to(&client, "vs0", "10.98.9.1/24", "vc0", "10.98.9.2/24");
+    server.link_to(&attacker, "vs1", "10.98.10.1/24", "va0", "10.98.10.2/24");
+    let d = daemon(&server, &conf, &secrets, "info");
+    let (a, _) = dial_up(&client, "10.98.9.1", "alice", "pa", "vgd0", &d);
+
+    // Two rounds of four guesses at once: wrong passwords for a real user and an unknown user,
+    // from another host. Every guess fails with an authentication error.
+    let mut guesses = 0;
+    for round in 0..2 {
+        let mut g: Vec<Proc> = (0..4)
+            .map(|i| {
+                let user = if i % 2 == 0 { "eve" } else { "mallory" };
+                dial(
+                    &attacker,
+                    "10.98.10.1",
+                    user,
+                    &format!("guess{round}{i}"),
+                    &format!("vga{i}"),
+                )
+            })
+            .collect();
+        // Alice's session keeps passing traffic meanwhile.
+        assert_eq!(ping(&client, "vgd0", 3), 3, "{}", d.log());
+        for p in &mut g {
+            let st = p.wait(Duration::from_secs(20));
+            assert!(
+                st.is_some_and(|s| !s.success()),
+                "a guess did not fail: {st:?}\n{}",
+                p.log()
+            );
+            assert!(p.log().contains("authentication failed"), "{}", p.log());
+            guesses += 1;
+        }
+    }
+    assert!(
+        d.count("authentication failed") >= guesses,
+        "{}",
+        d.log()
+    );
+    // Others still get in, and alice is still up.
+    let (b, addr_b) = dial_up(&client, "10.98.9.1", "bob", "pb", "vgd1", &d);
+    assert_eq!(addr_b, "192.168.0.101", "a failed guess kept an address");
+    assert_eq!(ping(&client, "vgd1", 2), 2);
+    assert_eq!(ping(&client, "vgd0", 2), 2);
+    hang_up(b);
+    hang_up(a);
+    stop(d);
+}
