@@ -63,10 +63,15 @@ pub enum VnetError {
     #[error("network '{network}': no free bridge name virbr0..virbr255; give the network a <bridge name>")]
     NoFreeBridgeName { network: String },
 
-    /// The network's forward mode attaches guests to something virtgate does not create
-    /// (`bridge`, `vepa`, `private`, `passthrough`): there is no bridge, DHCP or DNS to run.
-    #[error("network '{network}': forward mode '{mode}' has no bridge, DHCP or DNS of virtgate's to start")]
-    NotStartable { network: String, mode: String },
+    /// A network with a bridge of virtgate's that has no bridge name yet (never defined or
+    /// started): guests have nothing to attach to.
+    #[error("network '{network}' has no bridge yet; define it (net-define) or start it first")]
+    NoBridge { network: String },
+
+    /// What the network attaches guests to is not usable (a host bridge that does not exist,
+    /// no parent device of the pool present, a tap of QEMU's on a macvtap network, ...).
+    #[error("network '{network}': {reason}")]
+    Unusable { network: String, reason: String },
 
     /// No definition of that name in the store.
     #[error("no network named '{name}' is defined")]

@@ -7,7 +7,13 @@
 //!   DHCP on UDP 67 and DNS on UDP/TCP 53 of the bridge, leases persisted to
 //!   `STATE/NAME.leases` on every change and restored at start; [`RunningNetwork::leases`],
 //!   [`RunningNetwork::stats`], [`RunningNetwork::update`] (`net-update --live`),
-//!   [`RunningNetwork::stop`] (removes the bridge, keeps the leases).
+//!   [`RunningNetwork::stop`] (removes the guests' ports and the bridge, keeps the leases).
+//!   Networks on something that exists already — a host bridge (`forward mode='bridge'`), an
+//!   Open vSwitch bridge, a macvtap pool — start too: their bridge or parents are checked, and
+//!   nothing is created or served.
+//! - [`ports`]: guest ports (issue 5) — what a network attaches guests to
+//!   ([`ports::Attachment`]), [`ports::add_port`] (tap, Open vSwitch port or macvtap, marked
+//!   with the network's name) and QEMU's hooks [`ports::attach_tap`] / [`ports::detach_tap`].
 //! - [`Store`]: `STATE/networks/NAME.xml` and autostart marks (`net-define`, `net-undefine`,
 //!   `net-autostart`, `net-update --config`), with libvirt's checks.
 //! - [`convert`]: the definition → the DHCP and DNS servers' configurations.
@@ -37,6 +43,7 @@ mod dns_io;
 mod error;
 mod files;
 mod network;
+pub mod ports;
 mod service;
 mod sockets;
 mod store;

@@ -10,6 +10,10 @@
 //!    from `<forwarder>`s or the host's resolv.conf), each on sockets bound to the bridge;
 //! 4. the network's service task.
 //!
+//! Networks whose guests attach to something that exists (a host bridge, an Open vSwitch
+//! bridge, a macvtap pool) start without any of this: what they attach to is checked, and
+//! stopping them removes only their guests' ports.
+//!
 //! The firewall is not touched here: [`RunningNetwork::firewall_part`] says what the network
 //! needs and the daemon puts every part into its one ruleset.
 
@@ -28,6 +32,7 @@ use crate::convert;
 use crate::dns_io;
 use crate::error::VnetError;
 use crate::files::{self, OsEntropy};
+use crate::ports::{self, Attachment};
 use crate::service::{self, Command, DhcpSide, DnsSide, NetworkStats, ResolvWatch, Service};
 use crate::sockets;
 use crate::store::{self, Store};
@@ -78,13 +83,7 @@ impl Network {
     ) -> Result<RunningNetwork, VnetError> {
         def.validate()?;
         if !def.owns_bridge() {
-            return Err(VnetError::NotStartable {
-                network: def.name.clone(),
-                mode: def
-                    .forward_mode()
-                    .map_or("none", |m| m.as_str())
-                    .to_string(),
-            });
+            return start_attached(def, state_dir, opts).await;
         }
         let mut def = def;
         let links = Links::with_options(opts.links.clone())?;
@@ -141,12 +140,15 @@ impl Network {
                 let task = tokio::spawn(service.run(rx));
                 Ok(RunningNetwork {
                     name: def.name.clone(),
-                    bridge,
+                    attachment: Attachment::OwnBridge {
+                        bridge: bridge.to_string(),
+                    },
+                    bridge: Some(bridge),
                     leases_path,
                     def: Mutex::new(def),
                     update_lock: tokio::sync::Mutex::new(()),
-                    commands: tx,
-                    task,
+                    service: Some(ServiceHandle { commands: tx, task }),
+                    stopped: std::sync::atomic::AtomicBool::new(false),
                     links,
                 })
             }
@@ -158,6 +160,71 @@ impl Network {
             }
         }
     }
+}
+
+/// Starts a network whose guests attach to something that exists already (`forward
+/// mode='bridge'` on a host or Open vSwitch bridge, or a macvtap pool): nothing is created and
+/// nothing is served (no DHCP, DNS or firewall rules, as libvirt); what guests attach to is
+/// checked — the host bridge is a Linux bridge, Open vSwitch has the bridge, at least one parent
+/// of the pool exists. The UUID is generated and written back as for the other networks.
+async fn start_attached(
+    def: NetworkDef,
+    state_dir: &Path,
+    opts: NetworkOptions,
+) -> Result<RunningNetwork, VnetError> {
+    let mut def = def;
+    let links = Links::with_options(opts.links.clone())?;
+    let store = Store::open(state_dir)?;
+    if let Ok(stored) = store.get(&def.name) {
+        if def.uuid.is_none() {
+            def.uuid = stored.def.uuid;
+        }
+    }
+    store::fill_identity(&mut def);
+    let attachment = Attachment::of(&def)?;
+    match &attachment {
+        Attachment::HostBridge { bridge } => {
+            ports::check_host_bridge(&links, &def.name, bridge).await?;
+        }
+        Attachment::OpenVswitch { bridge, .. } => {
+            ports::check_ovs_bridge(&opts.links.ovs, &def.name, bridge).await?;
+        }
+        Attachment::Macvtap { parents, .. } => {
+            let mut present = Vec::new();
+            for p in parents {
+                match links.bridge_info(&IfName::new(p)?).await {
+                    Ok(_) | Err(virtgate_links::LinksError::NotABridge { .. }) => {
+                        present.push(p.as_str())
+                    }
+                    Err(virtgate_links::LinksError::NotFound { .. }) => {
+                        tracing::warn!(network = %def.name, parent = %p, "parent device of the pool does not exist");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if present.is_empty() {
+                return Err(VnetError::Unusable {
+                    network: def.name.clone(),
+                    reason: format!("none of its parent devices exists ({})", parents.join(", ")),
+                });
+            }
+        }
+        // Not reached: start() sends only networks without a bridge of their own here.
+        Attachment::OwnBridge { .. } => {}
+    }
+    store.record_identity(&def)?;
+    tracing::info!(network = %def.name, attachment = %attachment.describe(), "network started");
+    Ok(RunningNetwork {
+        name: def.name.clone(),
+        bridge: attachment.bridge().map(IfName::new).transpose()?,
+        attachment,
+        leases_path: store::leases_path(state_dir, &def.name),
+        def: Mutex::new(def),
+        update_lock: tokio::sync::Mutex::new(()),
+        service: None,
+        stopped: std::sync::atomic::AtomicBool::new(false),
+        links,
+    })
 }
 
 /// Refuses a bridge virtgate created for another network (it may be running).
@@ -280,18 +347,28 @@ fn read_resolvers(path: &Path) -> Vec<std::net::IpAddr> {
     }
 }
 
-/// A started network. Dropping it stops the servers but leaves the bridge: call
-/// [`RunningNetwork::stop`] to remove that too.
+/// A started network. Dropping it stops the servers but leaves the bridge and the guests'
+/// ports: call [`RunningNetwork::stop`] to remove those too.
 #[derive(Debug)]
 pub struct RunningNetwork {
     name: String,
-    bridge: IfName,
+    attachment: Attachment,
+    /// The bridge guests attach to (virtgate's, the host's or Open vSwitch's); none for macvtap.
+    bridge: Option<IfName>,
     leases_path: PathBuf,
     def: Mutex<NetworkDef>,
     update_lock: tokio::sync::Mutex<()>,
+    /// The DHCP/DNS task of a network with a bridge of virtgate's.
+    service: Option<ServiceHandle>,
+    /// Set by `stop` for networks without a service task.
+    stopped: std::sync::atomic::AtomicBool,
+    links: Links,
+}
+
+#[derive(Debug)]
+struct ServiceHandle {
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
-    links: Links,
 }
 
 impl RunningNetwork {
@@ -300,9 +377,15 @@ impl RunningNetwork {
         &self.name
     }
 
-    /// The bridge guests are plugged into.
+    /// The bridge guests are plugged into (virtgate's own, the host's or Open vSwitch's); empty
+    /// for a macvtap network, which has none ([`RunningNetwork::attachment`] says more).
     pub fn bridge(&self) -> &str {
-        self.bridge.as_str()
+        self.bridge.as_ref().map_or("", IfName::as_str)
+    }
+
+    /// What guests of this network attach to.
+    pub fn attachment(&self) -> &Attachment {
+        &self.attachment
     }
 
     /// The definition as running: with the generated MAC, UUID and bridge name, and every
@@ -325,9 +408,12 @@ impl RunningNetwork {
         convert::firewall_part(&self.def())
     }
 
-    /// Whether the service task still runs.
+    /// Whether the service task still runs (for a network without one: until it is stopped).
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        match &self.service {
+            Some(s) => !s.task.is_finished(),
+            None => !self.stopped.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     async fn ask<T>(
@@ -338,17 +424,25 @@ impl RunningNetwork {
         let gone = || VnetError::NotRunning {
             network: self.name.clone(),
         };
-        self.commands.send(make(tx)).await.map_err(|_| gone())?;
+        let service = self.service.as_ref().ok_or_else(gone)?;
+        service.commands.send(make(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
-    /// The bound leases (`virsh net-dhcp-leases`).
+    /// The bound leases (`virsh net-dhcp-leases`); none for a network virtgate serves no DHCP
+    /// on (host bridge, Open vSwitch, macvtap).
     pub async fn leases(&self) -> Result<Vec<LeaseInfo>, VnetError> {
+        if self.service.is_none() {
+            return Ok(Vec::new());
+        }
         self.ask(Command::Leases).await
     }
 
-    /// Counters: leases, DHCP and DNS traffic.
+    /// Counters: leases, DHCP and DNS traffic (all zero without a service of virtgate's).
     pub async fn stats(&self) -> Result<NetworkStats, VnetError> {
+        if self.service.is_none() {
+            return Ok(NetworkStats::default());
+        }
         self.ask(Command::Stats).await
     }
 
@@ -378,23 +472,45 @@ impl RunningNetwork {
         Ok(new)
     }
 
-    /// Stops the servers (sockets closed, connections dropped) and removes the bridge. The
-    /// leases file stays, for the next start.
-    pub async fn stop(self) -> Result<(), VnetError> {
-        let _ = self.commands.send(Command::Stop).await;
-        drop(self.commands);
-        if let Err(e) = self.task.await {
-            tracing::error!(network = %self.name, "network task ended abnormally: {e}");
-        }
-        match self.links.delete_bridge(&self.bridge).await {
-            Ok(()) => {}
-            // Someone removed it while the network ran: nothing left to undo.
-            Err(virtgate_links::LinksError::NotFound { .. }) => {
-                tracing::warn!(network = %self.name, bridge = %self.bridge, "bridge was already gone");
+    /// Stops the servers (sockets closed, connections dropped), removes the guests' ports
+    /// (every link marked as a port of this network: `virtgate port add` and `qemu-ifup` taps,
+    /// Open vSwitch ports, macvtaps) and the bridge, if it is virtgate's. The leases file stays,
+    /// for the next start.
+    pub async fn stop(mut self) -> Result<(), VnetError> {
+        if let Some(service) = self.service.take() {
+            let _ = service.commands.send(Command::Stop).await;
+            drop(service.commands);
+            if let Err(e) = service.task.await {
+                tracing::error!(network = %self.name, "network task ended abnormally: {e}");
             }
-            Err(e) => return Err(e.into()),
         }
-        tracing::info!(network = %self.name, bridge = %self.bridge, "network stopped");
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // A port that cannot be removed (an Open vSwitch that stopped answering) must not keep
+        // the bridge: it is reported, and the rest goes on.
+        match Label::new(&self.name) {
+            Ok(label) => match self.links.delete_ports_labelled(&label).await {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!(network = %self.name, ports = ?gone, "guest ports removed");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(network = %self.name, "removing the guests' ports: {e}");
+                }
+            },
+            Err(e) => tracing::warn!(network = %self.name, "guest ports not looked for: {e}"),
+        }
+        if let (Attachment::OwnBridge { .. }, Some(bridge)) = (&self.attachment, &self.bridge) {
+            match self.links.delete_bridge(bridge).await {
+                Ok(()) => {}
+                // Someone removed it while the network ran: nothing left to undo.
+                Err(virtgate_links::LinksError::NotFound { .. }) => {
+                    tracing::warn!(network = %self.name, bridge = %bridge, "bridge was already gone");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(network = %self.name, bridge = %self.bridge(), "network stopped");
         Ok(())
     }
 }
