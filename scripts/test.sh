@@ -25,4 +25,6 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --all-targets --no-fail-fast -- --test-threads 2
+# --all-targets also runs each criterion benchmark once, as a test (no timing).
+cargo test --workspace --all-targets --no-fail-fast
+cargo test --workspace --doc
