@@ -46,6 +46,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The running daemon's virtual networks (virsh's net-* commands).
+    Net {
+        #[command(subcommand)]
+        command: crate::networks::NetCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]

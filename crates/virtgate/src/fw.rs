@@ -95,11 +95,17 @@ fn start_ruleset(
                 Part::Pptp { uplink, .. } => Some(uplink.clone()),
                 _ => None,
             });
+            let networks = rs
+                .parts
+                .iter()
+                .filter(|p| matches!(p, Part::Network { .. }))
+                .count();
             match Firewall::start(&cfg, &Nft::new(), &rs)? {
                 Some(f) => {
                     tracing::info!(
                         table = %rs.table,
                         uplink = uplink.as_deref().unwrap_or("?"),
+                        networks,
                         "firewall applied: PPTP accepted, clients forwarded and masqueraded, MSS clamped to {}",
                         s.mss
                     );

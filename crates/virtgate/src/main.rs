@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             }
             Ok(())
         }
+        Command::Net { command } => networks::run_command(command),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {

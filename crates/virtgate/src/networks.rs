@@ -287,9 +287,8 @@ impl Networks {
     async fn start_planned(&mut self, plan: &Plan) -> Result<(), NetworksError> {
         for (path, def) in &plan.files {
             let def = self.store.define(def.clone(), &self.links).await?;
-            self.launch(def).await.map_err(|e| {
+            self.launch(def).await.inspect_err(|_| {
                 tracing::error!(file = %path.display(), "network from --network-xml did not start");
-                e
             })?;
         }
         if plan.builtin_default {
@@ -608,7 +607,11 @@ fn bad_request(message: &str) -> NetworksError {
 
 impl Handle {
     /// Runs one `net` command and answers it (on its own task: the PPTP engine does not wait).
-    pub fn serve(&self, req: NetRequest, reply: tokio::sync::oneshot::Sender<crate::control::Response>) {
+    pub fn serve(
+        &self,
+        req: NetRequest,
+        reply: tokio::sync::oneshot::Sender<crate::control::Response>,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
             let r = this.0.lock().await.handle(req).await;
@@ -728,6 +731,157 @@ pub struct LeaseRow {
     pub client_id: String,
 }
 
+// ---- the `virtgate net` commands (client side) ------------------------------------------------
+
+/// `virtgate net ...`: virsh's `net-*` commands against the running daemon.
+#[derive(Debug, clap::Subcommand)]
+pub enum NetCommand {
+    /// List every network, defined or running (virsh net-list --all).
+    List(NetCommon),
+    /// Start a defined network (virsh net-start).
+    Start(NetName),
+    /// Stop a running network: bridge removed, leases kept (virsh net-destroy).
+    Stop(NetName),
+    /// Define (or redefine) a network from libvirt network XML (virsh net-define).
+    Define(NetFile),
+    /// Remove a network's definition; a running network runs on until stopped (virsh
+    /// net-undefine). Takes the name, or the XML file that defined it.
+    Undefine(NetName),
+    /// Print a network's XML: the running definition, or the stored one with --inactive
+    /// (virsh net-dumpxml).
+    Dumpxml(NetDump),
+    /// The DHCP leases of a running network (virsh net-dhcp-leases).
+    Leases(NetName),
+    /// Add or delete a DHCP host or DNS host without a restart: applied to the running
+    /// network and to its stored definition (virsh net-update --live --config).
+    Update(NetUpdate),
+}
+
+/// The socket and output options every `net` command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetCommon {
+    #[command(flatten)]
+    pub socket: crate::cli::SocketArgs,
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetName {
+    /// The network's name.
+    pub name: String,
+    #[command(flatten)]
+    pub common: NetCommon,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetFile {
+    /// The libvirt network XML file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub common: NetCommon,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetDump {
+    pub name: String,
+    /// The stored definition, not the running one.
+    #[arg(long)]
+    pub inactive: bool,
+    #[command(flatten)]
+    pub common: NetCommon,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetUpdate {
+    pub name: String,
+    /// add (= add-last), add-first, add-last, delete or modify.
+    #[arg(value_parser = |s: &str| s.parse::<UpdateOp>())]
+    pub command: UpdateOp,
+    /// ip-dhcp-host or dns-host.
+    #[arg(value_parser = |s: &str| s.parse::<UpdateSection>())]
+    pub section: UpdateSection,
+    /// The `<host .../>` element, or a file holding it (as virsh takes either).
+    pub xml: String,
+    #[command(flatten)]
+    pub common: NetCommon,
+}
+
+fn client_error(message: String) -> DaemonError {
+    DaemonError::Control(crate::control::ControlError::Daemon(message))
+}
+
+fn read_text(path: &Path) -> Result<String, DaemonError> {
+    std::fs::read_to_string(path).map_err(|e| client_error(format!("{}: {e}", path.display())))
+}
+
+/// Runs one `virtgate net` command: sends it, prints the answer (text, or JSON with `--json`).
+pub fn run_command(cmd: NetCommand) -> Result<(), DaemonError> {
+    let (req, common) = match cmd {
+        NetCommand::List(c) => (NetRequest::List, c),
+        NetCommand::Start(a) => (NetRequest::Start { name: a.name }, a.common),
+        NetCommand::Stop(a) => (NetRequest::Stop { name: a.name }, a.common),
+        NetCommand::Define(a) => {
+            let xml = read_text(&a.file)?;
+            // Relative names would mean nothing to the daemon's messages: make it absolute.
+            let origin = std::path::absolute(&a.file).unwrap_or(a.file);
+            (NetRequest::Define { xml, origin }, a.common)
+        }
+        NetCommand::Undefine(a) => {
+            let p = Path::new(&a.name);
+            let name = if p.is_file() {
+                NetworkDef::read(p)?.value.name
+            } else {
+                a.name
+            };
+            (NetRequest::Undefine { name }, a.common)
+        }
+        NetCommand::Dumpxml(a) => (
+            NetRequest::Dumpxml {
+                name: a.name,
+                inactive: a.inactive,
+            },
+            a.common,
+        ),
+        NetCommand::Leases(a) => (NetRequest::Leases { name: a.name }, a.common),
+        NetCommand::Update(a) => {
+            let xml = if a.xml.trim_start().starts_with('<') {
+                a.xml
+            } else {
+                read_text(Path::new(&a.xml))?
+            };
+            (
+                NetRequest::Update {
+                    name: a.name,
+                    command: a.command.as_str().to_string(),
+                    section: a.section.as_str().to_string(),
+                    xml,
+                },
+                a.common,
+            )
+        }
+    };
+    let r = crate::control::request(&common.socket.socket, &crate::control::Request::Net(req))?;
+    match r {
+        crate::control::Response::Net(n) => {
+            if common.json {
+                println!(
+                    "{}",
+                    crate::control::encode(&crate::control::Response::Net(n)).trim_end()
+                );
+            } else {
+                print!("{}", response_text(&n));
+            }
+            Ok(())
+        }
+        other => Err(client_error(format!(
+            "unexpected answer from the daemon: {}",
+            crate::control::encode(&other).trim_end()
+        ))),
+    }
+}
+
 // ---- human output ----------------------------------------------------------------------------
 
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
@@ -770,7 +924,10 @@ pub fn list_table(nets: &[NetInfo]) -> String {
             ]
         })
         .collect();
-    table(&["Name", "State", "Autostart", "Persistent", "Bridge"], &rows)
+    table(
+        &["Name", "State", "Autostart", "Persistent", "Bridge"],
+        &rows,
+    )
 }
 
 /// `virtgate net leases` with virsh `net-dhcp-leases`' columns (expiry in UTC).
@@ -988,9 +1145,14 @@ mod tests {
         assert!(!plan.builtin_default);
         assert_eq!(plan.files.len(), 1);
         assert_eq!(plan.files[0].1.name, "default");
-        let c =
-            Cli::try_parse_from(["x", "--network-xml", a_s, "--network-xml", b.to_str().unwrap()])
-                .unwrap();
+        let c = Cli::try_parse_from([
+            "x",
+            "--network-xml",
+            a_s,
+            "--network-xml",
+            b.to_str().unwrap(),
+        ])
+        .unwrap();
         let e = c.n.read().unwrap_err();
         assert!(matches!(e, NetworksError::NamedTwice { .. }), "{e}");
         assert!(e.to_string().contains("a.xml") && e.to_string().contains("b.xml"));
@@ -1009,10 +1171,7 @@ mod tests {
         let c = Cli::try_parse_from(["x", "--network-xml", f.to_str().unwrap()]).unwrap();
         let e = c.n.read().unwrap_err();
         let shown = DaemonError::from(e).to_string();
-        assert!(
-            shown.starts_with(&format!("{}:3:", f.display())),
-            "{shown}"
-        );
+        assert!(shown.starts_with(&format!("{}:3:", f.display())), "{shown}");
         assert!(shown.contains("portgroup"), "{shown}");
         // A missing file is an error too, naming it.
         let c = Cli::try_parse_from(["x", "--network-xml", "/nonexistent/n.xml"]).unwrap();
@@ -1021,7 +1180,8 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    const ROUTES: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+    const ROUTES: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
         uplink0\t00000000\t017100CB\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
         uplink0\t007100CB\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
         virbr0\t007AA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
@@ -1095,7 +1255,10 @@ mod tests {
         }]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
-        assert!(lines[0].starts_with(" Expiry Time           MAC address"), "{t}");
+        assert!(
+            lines[0].starts_with(" Expiry Time           MAC address"),
+            "{t}"
+        );
         assert!(lines[0].ends_with("Client ID or DUID"), "{t}");
         assert!(lines[1].chars().all(|c| c == '-'));
         assert_eq!(
