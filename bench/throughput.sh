@@ -180,11 +180,11 @@ profile_virtgate() {
     run_iperf "virtgate-mppe-profiled" "$VG_PEER" "tcp1-$dir"
     wait "$perf_pid" || true
     echo "=== perf: virtgate daemon, MPPE-128 stateless, 1 TCP stream $dir (self time) ==="
-    perf report -i "$data" --no-children --stdio --sort symbol --percent-limit 1 2>/dev/null \
-      | grep -v '^$' | grep -v '^#' | grep '%' | head -n 40
-    echo "=== perf: by shared object ==="
-    perf report -i "$data" --no-children --stdio --sort dso 2>/dev/null \
-      | grep '%' | grep -v '^#' | head -n 8
+    perf report -i "$data" --no-children --stdio --sort dso,symbol -g none --percent-limit 0.7 \
+      2>/dev/null | grep '%' | grep -v '^#' | cut -c1-120 | head -n 30
+    echo "=== perf: inclusive time of the system calls (kernel work done on the daemon's behalf) ==="
+    perf report -i "$data" --children --stdio --sort symbol -g none 2>/dev/null \
+      | grep -E '__x64_sys_|libc_write|libc_read' | cut -c1-120 | head -n 12
   done
 }
 
@@ -252,17 +252,33 @@ python3 - "$RESULTS" "$DURATION" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 val = {(r[0], r[1]): float(r[2]) for r in rows}
+
+def cost(r):
+    """CPU time both tunnel ends spent per unit moved: s/GB (TCP) or us/packet (UDP)."""
+    v, unit, s, c = float(r[2]), r[3], r[4], r[5]
+    if s == "-" or c == "-" or v != v or v == 0:
+        return None
+    cores = (float(s) + float(c)) / 100
+    return cores / (v / 8) if unit == "Gbit/s" else cores / v * 1e6
+
+costs = {(r[0], r[1]): cost(r) for r in rows}
+
 def ratio(path, test, base):
     b = val.get((base, test)); v = val.get((path, test))
     if b is None or v is None or b != b or v != v or b == 0 or path == base:
         return "-"
     return f"{v / b:.2f}x"
+
 def fmt(v, unit):
     if v != v:
         return "failed"
     return f"{v:.3f} Gbit/s" if unit == "Gbit/s" else f"{v / 1000:.0f} kpps"
-print(f"\niperf3 -t {sys.argv[2]} (TCP: -O 1; UDP: -l 64 -b 0, packets received per second); CPU % = process CPU time / wall time (100 = one core)")
-print(f"{'test':<11} {'path':<24} {'result':>14} {'vs boringtun':>12} {'vs veth':>8} {'srv cpu%':>8} {'cli cpu%':>8}  notes")
+
+print(f"\niperf3 -t {sys.argv[2]} (TCP: -O 1; UDP: -l 64 -b 0, packets received per second)")
+print("cpu%: process CPU time / wall time (100 = one core); tunnel cpu: CPU time of both tunnel")
+print("ends per GB (TCP) or per delivered packet (UDP); cpu vs bt: boringtun's cost / ours (>1: cheaper)")
+print(f"{'test':<11} {'path':<24} {'result':>14} {'vs boringtun':>12} {'vs veth':>8} "
+      f"{'srv cpu%':>8} {'cli cpu%':>8} {'tunnel cpu':>12} {'cpu vs bt':>9}  notes")
 order = []
 for r in rows:
     if r[1] not in order:
@@ -273,7 +289,11 @@ for t in order:
             continue
         path, test, v, unit, scpu, ccpu = r[:6]
         note = r[6] if len(r) > 6 else ""
+        c = costs.get((path, test))
+        cs = "-" if c is None else (f"{c:.2f} s/GB" if unit == "Gbit/s" else f"{c:.1f} us/pkt")
+        b = costs.get(("boringtun", test))
+        cr = "-" if c is None or b is None or path == "boringtun" else f"{b / c:.2f}x"
         print(f"{test:<11} {path:<24} {fmt(float(v), unit):>14} {ratio(path, test, 'boringtun'):>12} "
-              f"{ratio(path, test, 'veth'):>8} {scpu:>8} {ccpu:>8}  {note}")
+              f"{ratio(path, test, 'veth'):>8} {scpu:>8} {ccpu:>8} {cs:>12} {cr:>9}  {note}")
     print()
 PY
