@@ -98,12 +98,11 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# CPU seconds (user + system) a process used so far, from /proc/PID/stat.
+# CPU seconds a process (all its threads) used so far: the run time in nanoseconds the
+# scheduler keeps per thread (/proc/PID/task/TID/schedstat), finer than utime/stime's ticks.
 cpu_seconds() {
   local pid=$1
-  [ -r "/proc/$pid/stat" ] || { echo 0; return; }
-  # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$pid/stat"
+  cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ ns += $1 } END { printf "%.6f\n", ns / 1e9 }'
 }
 
 # Resident set size of a process in KiB.
@@ -123,14 +122,15 @@ wait_for() {
 
 listening_1723() { in_ns "$1" ss -ltn | grep -q ':1723 '; }
 
-# The pppd options and pptpd.conf the daemon runs with. mppe: require | off.
-# write_pptpd_config DIR MPPE REMOTEIP CONNECTIONS
+# The pppd options and pptpd.conf the daemon runs with. mppe: require | off; EXTRA: more
+# pppd option lines.
+# write_pptpd_config DIR MPPE REMOTEIP CONNECTIONS [EXTRA]
 write_pptpd_config() {
-  local dir=$1 mppe=$2 remote=$3 conns=$4
+  local dir=$1 mppe=$2 remote=$3 conns=$4 extra=${5:-}
   local mppe_line="require-mppe-128"
   [ "$mppe" = off ] && mppe_line="nomppe"
-  printf 'name pptpd\nrefuse-pap\nrefuse-chap\nrefuse-mschap\nrequire-mschap-v2\n%s\nnobsdcomp\nnovj\nnovjccomp\n' \
-    "$mppe_line" >"$dir/options.$mppe"
+  printf 'name pptpd\nrefuse-pap\nrefuse-chap\nrefuse-mschap\nrequire-mschap-v2\n%s\nnobsdcomp\nnovj\nnovjccomp\n%s' \
+    "$mppe_line" "$extra" >"$dir/options.$mppe"
   printf 'option %s\nlocalip 192.168.77.1\nremoteip %s\nconnections %s\n' \
     "$dir/options.$mppe" "$remote" "$conns" >"$dir/pptpd.$mppe.conf"
   printf 'user1\tpptpd\tpassword1\t*\n' >"$dir/chap-secrets"
