@@ -292,15 +292,17 @@ impl Networks {
             })?;
         }
         if plan.builtin_default {
+            // Nobody asked for it explicitly, so it never stops the PPTP server: one warning.
             if let Err(e) = self.start_builtin_default().await {
-                if !e.is_taken() {
-                    return Err(e);
-                }
+                let hint = if e.is_taken() {
+                    " (libvirt's own network?)"
+                } else {
+                    ""
+                };
                 tracing::warn!(
-                    "the built-in network '{DEFAULT_NETWORK}' is not started: {e} \
-                     (libvirt's own network?); the daemon goes on without it — pass \
-                     --no-default-network to silence this, or --network-xml with another bridge \
-                     and subnet"
+                    "the built-in network '{DEFAULT_NETWORK}' is not started: {e}{hint}; the \
+                     daemon goes on without it — pass --no-default-network to silence this, or \
+                     --network-xml with another bridge and subnet"
                 );
             }
         }
@@ -486,6 +488,14 @@ impl Networks {
         })
     }
 
+    fn net_autostart(&mut self, name: &str, enable: bool) -> Result<NetResponse, NetworksError> {
+        self.store.set_autostart(name, enable)?;
+        Ok(NetResponse::Autostart {
+            name: name.to_string(),
+            enabled: enable,
+        })
+    }
+
     fn net_dumpxml(&self, name: &str, inactive: bool) -> Result<NetResponse, NetworksError> {
         let def = match self.running.get(name) {
             Some(net) if !inactive => net.def(),
@@ -580,6 +590,7 @@ impl Networks {
             NetRequest::Stop { name } => self.net_stop(&name).await,
             NetRequest::Define { xml, origin } => self.net_define(&xml, &origin).await,
             NetRequest::Undefine { name } => self.net_undefine(&name),
+            NetRequest::Autostart { name, enable } => self.net_autostart(&name, enable),
             NetRequest::Dumpxml { name, inactive } => self.net_dumpxml(&name, inactive),
             NetRequest::Leases { name } => self.net_leases(&name).await,
             NetRequest::Update {
@@ -648,6 +659,8 @@ pub enum NetRequest {
     Define { xml: String, origin: PathBuf },
     /// `virsh net-undefine NAME`.
     Undefine { name: String },
+    /// `virsh net-autostart [--disable] NAME`: start it with the daemon (or not).
+    Autostart { name: String, enable: bool },
     /// `virsh net-dumpxml [--inactive] NAME`.
     Dumpxml {
         name: String,
@@ -686,6 +699,10 @@ pub enum NetResponse {
         /// A running network keeps its running definition until it is restarted.
         running: bool,
         warnings: Vec<String>,
+    },
+    Autostart {
+        name: String,
+        enabled: bool,
     },
     Undefined {
         name: String,
@@ -747,6 +764,8 @@ pub enum NetCommand {
     /// Remove a network's definition; a running network runs on until stopped (virsh
     /// net-undefine). Takes the name, or the XML file that defined it.
     Undefine(NetName),
+    /// Start a defined network with the daemon, or not with --disable (virsh net-autostart).
+    Autostart(NetAutostart),
     /// Print a network's XML: the running definition, or the stored one with --inactive
     /// (virsh net-dumpxml).
     Dumpxml(NetDump),
@@ -779,6 +798,16 @@ pub struct NetName {
 pub struct NetFile {
     /// The libvirt network XML file.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub common: NetCommon,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetAutostart {
+    pub name: String,
+    /// Do not start it with the daemon any more.
+    #[arg(long)]
+    pub disable: bool,
     #[command(flatten)]
     pub common: NetCommon,
 }
@@ -837,6 +866,13 @@ pub fn run_command(cmd: NetCommand) -> Result<(), DaemonError> {
             };
             (NetRequest::Undefine { name }, a.common)
         }
+        NetCommand::Autostart(a) => (
+            NetRequest::Autostart {
+                name: a.name,
+                enable: !a.disable,
+            },
+            a.common,
+        ),
         NetCommand::Dumpxml(a) => (
             NetRequest::Dumpxml {
                 name: a.name,
@@ -1006,6 +1042,10 @@ pub fn response_text(r: &NetResponse) -> String {
                 );
             }
             o
+        }
+        NetResponse::Autostart { name, enabled } => {
+            let how = if *enabled { "marked" } else { "unmarked" };
+            format!("Network {name} {how} as autostarted\n")
         }
         NetResponse::Undefined { name, running } => {
             let mut o = format!("Network {name} has been undefined\n");

@@ -2,9 +2,10 @@
 //! namespace of its own with `--no-default-network --network-xml FILE` creates the bridge, and
 //! its one nftables table holds the PPTP part and the network's part; SIGTERM removes both. The
 //! `virtgate net ...` commands over the control socket (list, define, start, dumpxml, update,
-//! leases with ISC dhclient as the guest, stop, undefine), the built-in `default` network
-//! giving way to a virbr0 or a subnet someone else holds, and a bad XML file refused with its
-//! line before anything is touched.
+//! leases with ISC dhclient as the guest, stop, undefine, autostart across restarts), the
+//! built-in `default` network (started, stored once, same MAC after a restart; giving way to a
+//! virbr0 or a subnet someone else holds), and a bad XML file refused with its line before
+//! anything is touched.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -609,6 +610,70 @@ fn builtin_default_starts_and_is_stored_once() {
         assert!(!link_exists(&ns, "virbr0"));
         assert_eq!(our_table(&ns), None);
     }
+}
+
+#[test]
+fn autostart_networks_start_with_the_daemon() {
+    if !require_root() {
+        return;
+    }
+    let ns = host_ns("vmnetauto");
+    let dir = TempDir::new("auto");
+    let mut args = pptp_config(&dir);
+    args.push("--no-default-network".into());
+    let c_xml = dir.write("c.xml", &nat_xml("netc", "vgtc0", "10.74.0"));
+    let up = |d: &Daemon| {
+        assert!(
+            d.wait_log("virtgate PPTP server up", Duration::from_secs(15)),
+            "{}",
+            d.log()
+        );
+    };
+
+    // Defined, not marked: the next daemon does not start it.
+    let mut d = Daemon::spawn(&ns, &args);
+    up(&d);
+    net_ok(&ns, &dir, &["define", c_xml.to_str().unwrap()]);
+    assert!(d.terminate().success());
+    let mut d = Daemon::spawn(&ns, &args);
+    up(&d);
+    assert!(!link_exists(&ns, "vgtc0"), "{}", d.log());
+    let out = net_ok(&ns, &dir, &["autostart", "netc"]);
+    assert_eq!(out, "Network netc marked as autostarted\n");
+    let l = json(&net_ok(&ns, &dir, &["list", "--json"]));
+    assert_eq!(l["networks"][0]["autostart"], true, "{l}");
+    assert_eq!(l["networks"][0]["active"], false, "{l}");
+    assert!(d.terminate().success());
+
+    // Marked: started with the daemon, its rules in the table.
+    let mut d = Daemon::spawn(&ns, &args);
+    assert!(
+        wait_until(Duration::from_secs(15), || bridge_has(
+            &ns,
+            "vgtc0",
+            "10.74.0.1/24"
+        )),
+        "{}",
+        d.log()
+    );
+    up(&d);
+    assert!(our_table(&ns).unwrap().contains("net netc:"));
+    let j = json(&net_ok(
+        &ns,
+        &dir,
+        &["autostart", "netc", "--disable", "--json"],
+    ));
+    assert_eq!(j["enabled"], false, "{j}");
+    assert!(d.terminate().success());
+    assert!(!link_exists(&ns, "vgtc0"));
+
+    // Unmarked again.
+    let mut d = Daemon::spawn(&ns, &args);
+    up(&d);
+    assert!(!link_exists(&ns, "vgtc0"), "{}", d.log());
+    let o = net(&ns, &dir, &["autostart", "nosuch"]);
+    assert!(!o.status.success() && text(&o).contains("no network named 'nosuch'"));
+    assert!(d.terminate().success());
 }
 
 #[test]
