@@ -190,6 +190,10 @@ pub struct DaemonArgs {
 pub struct FirewallShowArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+
+    /// The virtual networks whose rules the daemon would add.
+    #[command(flatten)]
+    pub networks: crate::networks::NetworkArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -135,14 +135,23 @@ pub fn remove_leftover() {
     }
 }
 
-/// `virtgate firewall show`: exactly the script `start` would apply.
-pub fn show(s: &Settings, uplink_arg: Option<&str>) -> Result<String, DaemonError> {
-    match ruleset(s, uplink_arg)? {
-        Some(rs) => Ok(virtgate_firewall::render(&rs)?),
-        None => Ok(
-            "# no IPv4 default route and no --uplink: virtgate would apply no table \
-                    (forwarding only)\n"
-                .to_string(),
-        ),
+/// `virtgate firewall show`: exactly the script `start` would apply, with the parts of the
+/// virtual networks the daemon would start (`networks`).
+pub fn show(
+    s: &Settings,
+    uplink_arg: Option<&str>,
+    networks: Vec<Part>,
+) -> Result<String, DaemonError> {
+    let pptp = ruleset(s, uplink_arg)?.map(|rs| rs.parts);
+    let mut out = String::new();
+    if pptp.is_none() {
+        out.push_str("# no IPv4 default route and no --uplink: no PPTP rules (forwarding only)\n");
+        if networks.is_empty() {
+            out.push_str("# and no virtual network: virtgate would apply no table\n");
+            return Ok(out);
+        }
     }
+    let parts = pptp.into_iter().flatten().chain(networks).collect();
+    out.push_str(&virtgate_firewall::render(&Ruleset::new(parts))?);
+    Ok(out)
 }

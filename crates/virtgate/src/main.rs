@@ -88,7 +88,11 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             command: FirewallCommand::Show(args),
         } => {
             let loaded = settings::load(&args.config)?;
-            print!("{}", fw::show(&loaded, args.config.uplink.as_deref())?);
+            let networks = args.networks.read()?.planned_parts();
+            print!(
+                "{}",
+                fw::show(&loaded, args.config.uplink.as_deref(), networks)?
+            );
             Ok(())
         }
         Command::Dial(args) => runtime()?.block_on(dial::run(args)),

@@ -115,6 +115,50 @@ impl NetworkArgs {
     }
 }
 
+impl Plan {
+    /// The firewall parts of the networks start-up would bring up, without starting anything
+    /// (`virtgate firewall show`): the files, the built-in default, the stored autostart
+    /// networks, in the daemon's order. A network whose bridge name is generated at its first
+    /// start has no part until then; the clash checks of start-up are not made here.
+    pub fn planned_parts(&self) -> Vec<Part> {
+        // Read only: a state directory that does not exist yet is not created.
+        let stored = if self.state_dir.join("networks").is_dir() {
+            Store::open(&self.state_dir)
+                .and_then(|s| s.list())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let stored_def = |name: &str| {
+            stored
+                .iter()
+                .find(|s| s.def.name == name)
+                .map(|s| s.def.clone())
+        };
+        let mut defs: BTreeMap<String, NetworkDef> = BTreeMap::new();
+        for (_, def) in &self.files {
+            let mut def = def.clone();
+            if def.bridge.name.is_none() {
+                def.bridge.name = stored_def(&def.name).and_then(|d| d.bridge.name);
+            }
+            defs.insert(def.name.clone(), def);
+        }
+        if self.builtin_default {
+            let def = stored_def(DEFAULT_NETWORK).unwrap_or_else(NetworkDef::libvirt_default);
+            defs.insert(def.name.clone(), def);
+        }
+        for s in &stored {
+            if s.autostart && !(self.no_default && s.def.name == DEFAULT_NETWORK) {
+                defs.entry(s.def.name.clone())
+                    .or_insert_with(|| s.def.clone());
+            }
+        }
+        defs.values()
+            .filter_map(virtgate_vnet::convert::firewall_part)
+            .collect()
+    }
+}
+
 /// What can go wrong with networks in the daemon.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -676,6 +676,95 @@ fn autostart_networks_start_with_the_daemon() {
     assert!(d.terminate().success());
 }
 
+/// `firewall show` (no root, nothing applied): the PPTP part and the parts of the networks the
+/// daemon would start.
+#[test]
+fn firewall_show_includes_the_networks_the_daemon_would_start() {
+    let dir = TempDir::new("show");
+    let mut base = pptp_config(&dir);
+    // `firewall show` takes no --socket.
+    let at = base.iter().position(|a| a == "--socket").unwrap();
+    base.drain(at..at + 2);
+    base.extend(["--uplink".into(), "wan9".into()]);
+    let show = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["firewall", "show"])
+            .args(&base)
+            .args(extra)
+            .output()
+            .expect("run firewall show");
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let lab = dir.write("lab.xml", &nat_xml("lab", "vgtlab0", "10.71.0"));
+    let lab = lab.to_str().unwrap();
+
+    let out = show(&[]);
+    assert!(out.contains("comment \"pptp: masquerade\""), "{out}");
+    assert!(
+        out.contains(
+            "iifname \"virbr0\" udp dport 67 accept comment \"net default: DHCP to the host\""
+        ),
+        "{out}"
+    );
+    let out = show(&["--no-default-network"]);
+    assert!(
+        out.contains("pptp: control connections") && !out.contains("\"net "),
+        "{out}"
+    );
+    let out = show(&["--no-default-network", "--network-xml", lab]);
+    assert!(
+        out.contains("net lab:") && !out.contains("net default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("192.168.0.") && out.contains("10.71.0.0/24"),
+        "{out}"
+    );
+    // Nothing was created: no state directory, no table (this runs outside any namespace).
+    assert!(!dir.path("state").exists());
+    // A stored network marked autostart is shown too; the built-in default's stored
+    // definition replaces libvirt's.
+    std::fs::create_dir_all(dir.path("state/networks/autostart")).unwrap();
+    dir.write(
+        "state/networks/auto.xml",
+        &nat_xml("auto", "vgtauto0", "10.75.0"),
+    );
+    std::os::unix::fs::symlink("../auto.xml", dir.path("state/networks/autostart/auto.xml"))
+        .unwrap();
+    dir.write(
+        "state/networks/default.xml",
+        &nat_xml("default", "virbr5", "192.168.150"),
+    );
+    let out = show(&[]);
+    assert!(
+        out.contains("net auto:") && out.contains("10.75.0.0/24"),
+        "{out}"
+    );
+    assert!(
+        out.contains("iifname \"virbr5\"") && !out.contains("\"virbr0\""),
+        "{out}"
+    );
+    let out = show(&["--no-default-network"]);
+    assert!(
+        out.contains("net auto:") && !out.contains("net default"),
+        "{out}"
+    );
+    // A bad file is refused with its line, as by the daemon.
+    let bad = dir.write(
+        "bad.xml",
+        "<network>\n<name>b</name>\n<frob/>\n</network>\n",
+    );
+    let o = Command::new(BIN)
+        .args(["firewall", "show"])
+        .args(&base)
+        .args(["--network-xml", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with(&format!("{}:3:", bad.display())));
+}
+
 #[test]
 fn a_bad_network_file_is_refused_with_its_line_before_anything_starts() {
     if !require_root() {
