@@ -51,6 +51,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::networks::NetCommand,
     },
+    /// `port add|del|list`, `qemu-ifup`, `qemu-ifdown`: guests' ports (ports.rs).
+    #[command(flatten)]
+    Ports(crate::ports::PortsCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@ mod net;
 mod networks;
 mod ops;
 mod pool;
+mod ports;
 mod settings;
 mod table;
 
@@ -26,7 +27,8 @@ use control::{Request, Response, Target};
 use error::DaemonError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Called as virtgate-ifup@NETWORK (QEMU's script=), the binary runs `qemu-ifup`.
+    let cli = Cli::parse_from(ports::wrapper_argv(std::env::args_os()));
     init_logging(cli.log_level.as_deref());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +156,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             Ok(())
         }
         Command::Net { command } => networks::run_command(command),
+        Command::Ports(command) => ports::run(command),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {
