@@ -118,6 +118,49 @@ fn check_unsupported(
              (\"session up\"/\"session down\" lines), not in wtmp"
         );
     }
+    let opts = options_file(conf);
+    if conf.debug {
+        tracing::warn!(
+            "{conf_file}: debug has no effect: use --log-level debug (or RUST_LOG=debug)"
+        );
+    }
+    if let Some(p) = &conf.pidfile {
+        tracing::warn!(
+            "{conf_file}: pidfile {} has no effect: virtgate writes no pid file (systemd tracks \
+             the process; the control socket answers `virtgate status`)",
+            p.display()
+        );
+    }
+    if ppp.chap.interval.is_some() {
+        tracing::warn!(
+            "{opts}: chap-interval has no effect: virtgate does not re-challenge an \
+             authenticated peer"
+        );
+    }
+    if ppp.ipcp != ppp.lcp.fsm {
+        tracing::warn!(
+            "{opts}: ipcp-restart/ipcp-max-* differ from the lcp-* values; virtgate runs every \
+             protocol (LCP, CCP, IPCP) with the lcp-* timers and counters"
+        );
+    }
+    if ppp.local_ip.is_some() || ppp.remote_ip.is_some() {
+        tracing::warn!(
+            "{opts}: the local:remote address option has no effect: as with pptpd, localip \
+             and remoteip (or, with delegate, chap-secrets) give the addresses"
+        );
+    }
+    for (set, name) in [
+        (ppp.usepeerdns, "usepeerdns"),
+        (ppp.user.is_some(), "user"),
+        (ppp.password.is_some(), "password"),
+        (ppp.remotename.is_some(), "remotename"),
+    ] {
+        if set {
+            tracing::warn!(
+                "{opts}: {name} has no effect: it is a client-side option (see `virtgate dial`)"
+            );
+        }
+    }
     if ppp.lcp.echo_adaptive {
         tracing::warn!(
             "{}: lcp-echo-adaptive has no effect: virtgate sends LCP Echo-Requests every \
@@ -149,6 +192,21 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
     };
     let (ppp, w) = conf.read_ppp_options()?.into_parts();
     log_warnings(&w);
+    // pppd's `chap-secrets FILE` option names the file when the command line does not.
+    let mut args = args.clone();
+    if let Some(p) = &ppp.chap_secrets {
+        if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) {
+            args.chap_secrets = p.clone();
+        } else if &args.chap_secrets != p {
+            tracing::warn!(
+                "{}: chap-secrets {} is overridden by --chap-secrets {}",
+                options_file(&conf),
+                p.display(),
+                args.chap_secrets.display()
+            );
+        }
+    }
+    let args = &args;
     let secrets =
         if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
             tracing::warn!(
@@ -262,6 +320,8 @@ impl Settings {
                 .collect(),
             restart: o.chap.restart,
             max_transmits: o.chap.max_challenge,
+            // pppd's `pap-timeout 0` means no limit; a day stands for it.
+            pap_wait: o.pap.timeout.unwrap_or(Duration::from_secs(86_400)),
             ..AuthPolicy::default()
         };
         let pair = |p: Option<virtgate_config::AddrPair>| match p {
@@ -519,6 +579,68 @@ mod tests {
         // logwtmp is only warned about; nodefaultroute is fine.
         assert!(try_settings(&format!("{SEED_CONF}logwtmp\n"), SEED_OPTS, "").is_ok());
         assert!(try_settings(SEED_CONF, &format!("{SEED_OPTS}nodefaultroute\n"), "").is_ok());
+    }
+
+    #[test]
+    fn pap_timeout_is_the_servers_wait_for_an_authenticate_request() {
+        let s = settings(
+            SEED_CONF,
+            "name pptpd\nrequire-pap\nnomppe\npap-timeout 12\n",
+            "",
+        );
+        assert_eq!(
+            s.server_session_config().auth.pap_wait,
+            Duration::from_secs(12)
+        );
+        let s = settings(
+            SEED_CONF,
+            "name pptpd\nrequire-pap\nnomppe\npap-timeout 0\n",
+            "",
+        );
+        assert_eq!(
+            s.server_session_config().auth.pap_wait,
+            Duration::from_secs(86_400)
+        );
+    }
+
+    #[test]
+    fn the_options_files_chap_secrets_is_used_unless_the_flag_names_one() {
+        let dir = std::env::temp_dir().join(format!("vg-secrets-opt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let secrets = dir.join("my-secrets");
+        std::fs::write(&secrets, "ann pptpd pw *\n").unwrap();
+        let opts = dir.join("options");
+        std::fs::write(
+            &opts,
+            format!("name pptpd\nchap-secrets {}\n", secrets.display()),
+        )
+        .unwrap();
+        let conf = dir.join("pptpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "option {}\nlocalip 10.0.0.1\nremoteip 10.0.0.2-3\n",
+                opts.display()
+            ),
+        )
+        .unwrap();
+        let mut args = ConfigArgs {
+            pptpd_conf: conf,
+            chap_secrets: PathBuf::from(DEFAULT_CHAP_SECRETS),
+            tun: "t".into(),
+            uplink: None,
+        };
+        let s = load(&args).unwrap();
+        assert_eq!(s.secret_for("ann").as_deref(), Some("pw"));
+        // An explicit flag wins.
+        let other = dir.join("other");
+        std::fs::write(&other, "bob pptpd pb *\n").unwrap();
+        args.chap_secrets = other;
+        let s = load(&args).unwrap();
+        assert_eq!(s.secret_for("ann"), None);
+        assert_eq!(s.secret_for("bob").as_deref(), Some("pb"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
