@@ -251,6 +251,8 @@ fn daemon_runs_a_network_with_both_firewall_parts_and_sigterm_removes_everything
         "--network-xml".into(),
         xml.to_str().unwrap().into(),
     ]);
+    let forward = || ns.sh_ok("cat /proc/sys/net/ipv4/ip_forward");
+    let forward_before = forward();
     let mut d = Daemon::spawn(&ns, &args);
     assert!(
         wait_until(Duration::from_secs(15), || bridge_has(
@@ -268,6 +270,7 @@ fn daemon_runs_a_network_with_both_firewall_parts_and_sigterm_removes_everything
     );
     // No built-in default network.
     assert!(!link_exists(&ns, "virbr0"));
+    assert_eq!(forward().trim(), "1");
     let table = our_table(&ns).expect("our nftables table");
     for part in [
         "tcp dport 1723 accept comment \"pptp: control connections\"",
@@ -289,6 +292,7 @@ fn daemon_runs_a_network_with_both_firewall_parts_and_sigterm_removes_everything
     );
     assert_eq!(our_table(&ns), None, "table left behind:\n{}", d.log());
     assert!(!link_exists(&ns, "vgpptp0"), "TUN left behind");
+    assert_eq!(forward(), forward_before, "ip_forward not restored");
     // Leases and definitions stay for the next start.
     assert!(dir.path("state/networks/lab.xml").is_file());
 }
