@@ -54,6 +54,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/virtgate";
 /// The name of libvirt's built-in network.
 pub const DEFAULT_NETWORK: &str = "default";
 
+/// Locked while a daemon runs (one daemon per state directory).
+const LOCK_FILE: &str = "virtgate.lock";
+
 /// The host's IPv4 routing table (per network namespace).
 const PROC_NET_ROUTE: &str = "/proc/net/route";
 
@@ -203,6 +206,19 @@ pub enum NetworksError {
     /// A network command arrived while the daemon stops.
     #[error("the daemon is stopping")]
     Stopping,
+
+    /// Another daemon runs with the same state directory: starting its networks again would
+    /// adopt (and, on failure, remove) the bridges it serves.
+    #[error("another virtgate daemon uses the state directory {} (it holds {}); stop it, or give this one its own --state-dir", dir.display(), dir.join(LOCK_FILE).display())]
+    StateDirInUse { dir: PathBuf },
+
+    /// The state directory or its lock file cannot be created.
+    #[error("state directory {}: {source}", dir.display())]
+    StateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NetworksError {
@@ -276,6 +292,8 @@ impl Rules {
 
 /// The daemon's networks: the store, the running ones and the firewall.
 pub struct Networks {
+    /// Held until the process exits.
+    _lock: std::fs::File,
     store: Store,
     links: Links,
     opts: NetworkOptions,
@@ -296,6 +314,7 @@ pub async fn start(
     firewall: impl FnOnce(Vec<Part>) -> Result<Option<(fw::Active, Vec<Part>)>, DaemonError>,
 ) -> Result<Handle, DaemonError> {
     let mut nets = Networks {
+        _lock: lock_state_dir(&plan.state_dir)?,
         store: Store::open(&plan.state_dir).map_err(NetworksError::from)?,
         links: Links::new()
             .map_err(VnetError::from)
@@ -1118,6 +1137,37 @@ pub fn response_text(r: &NetResponse) -> String {
     }
 }
 
+/// Takes `DIR/virtgate.lock` exclusively (flock: released by the kernel when the process
+/// ends, so a crash leaves no stale lock).
+fn lock_state_dir(dir: &Path) -> Result<std::fs::File, NetworksError> {
+    use std::os::fd::AsRawFd;
+    let io_err = |source| NetworksError::StateDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io_err)?;
+    // SAFETY: flock only reads the descriptor number of a file we keep open; no memory is
+    // shared with the kernel.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            NetworksError::StateDirInUse {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            io_err(e)
+        });
+    }
+    Ok(file)
+}
+
 // ---- routes ----------------------------------------------------------------------------------
 
 /// One IPv4 route of `/proc/net/route`.
@@ -1316,6 +1366,20 @@ mod tests {
             ip.prefix = 24;
         }
         assert!(check_subnet_free(&wide, &routes).is_err());
+    }
+
+    #[test]
+    fn one_daemon_per_state_directory() {
+        let d = scratch("lock");
+        let first = lock_state_dir(&d).unwrap();
+        let e = lock_state_dir(&d).unwrap_err();
+        assert!(matches!(e, NetworksError::StateDirInUse { .. }), "{e}");
+        assert!(e.to_string().contains("virtgate.lock"), "{e}");
+        drop(first);
+        let again = lock_state_dir(&d.join("sub")).unwrap();
+        drop(again);
+        assert!(lock_state_dir(&d).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -283,6 +283,26 @@ fn daemon_runs_a_network_with_both_firewall_parts_and_sigterm_removes_everything
     // The definition is stored as `net define` would.
     assert!(dir.path("state/networks/lab.xml").is_file());
 
+    // A second daemon on the same state directory is refused before it touches the network
+    // (adopting the bridge and failing on its ports would remove it under the first).
+    let mut second = args.clone();
+    let at = second.iter().position(|a| a == "--socket").unwrap();
+    second[at + 1] = dir.s("second.sock");
+    let o = ns
+        .command(BIN)
+        .arg("daemon")
+        .args(&second)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("another virtgate daemon uses the state directory"),
+        "{}",
+        text(&o)
+    );
+    assert!(bridge_has(&ns, "vgtlab0", "10.71.0.1/24"));
+    assert_eq!(our_table(&ns).as_deref(), Some(table.as_str()));
+
     let st = d.terminate();
     assert!(st.success(), "exit {st:?}:\n{}", d.log());
     assert!(
