@@ -264,7 +264,14 @@ pub fn up_address(line: &str) -> String {
 }
 
 /// Dials, waits for `up` and returns the process and its address; panics with both logs.
-pub fn dial_up(ns: &Netns, server: &str, user: &str, pw: &str, tun: &str, d: &Proc) -> (Proc, String) {
+pub fn dial_up(
+    ns: &Netns,
+    server: &str,
+    user: &str,
+    pw: &str,
+    tun: &str,
+    d: &Proc,
+) -> (Proc, String) {
     let c = dial(ns, server, user, pw, tun);
     let Some(up) = c.wait_line("up ", Duration::from_secs(20)) else {
         panic!(
@@ -441,7 +448,9 @@ impl RawClient {
     }
 
     pub fn send(&mut self, m: &ControlMessage) {
-        self.tcp.write_all(&m.emit()).expect("write control message");
+        self.tcp
+            .write_all(&m.emit())
+            .expect("write control message");
     }
 
     /// The next control message, or `None` after `timeout`. Panics on EOF or a framing error.
@@ -560,7 +569,9 @@ impl RawClient {
                 self.events.push(format!("{ev:?}"));
                 match ev {
                     SessionEvent::Up { local, .. } => self.up = Some(local),
-                    SessionEvent::Down { reason } => panic!("raw client's link went down: {reason:?}"),
+                    SessionEvent::Down { reason } => {
+                        panic!("raw client's link went down: {reason:?}")
+                    }
                     _ => {}
                 }
             }
@@ -586,7 +597,9 @@ impl RawClient {
             let Ok(n) = r.read(&mut buf) else { continue };
             let Some(pkt) = buf.get(..n) else { continue };
             let ihl = usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4;
-            let src = pkt.get(12..16).map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+            let src = pkt
+                .get(12..16)
+                .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]));
             if ihl < 20 || n < ihl || src != Some(self.server) {
                 continue;
             }
