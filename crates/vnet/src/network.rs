@@ -148,7 +148,6 @@ impl Network {
                     def: Mutex::new(def),
                     update_lock: tokio::sync::Mutex::new(()),
                     service: Some(ServiceHandle { commands: tx, task }),
-                    stopped: std::sync::atomic::AtomicBool::new(false),
                     links,
                 })
             }
@@ -222,7 +221,6 @@ async fn start_attached(
         def: Mutex::new(def),
         update_lock: tokio::sync::Mutex::new(()),
         service: None,
-        stopped: std::sync::atomic::AtomicBool::new(false),
         links,
     })
 }
@@ -360,8 +358,6 @@ pub struct RunningNetwork {
     update_lock: tokio::sync::Mutex<()>,
     /// The DHCP/DNS task of a network with a bridge of virtgate's.
     service: Option<ServiceHandle>,
-    /// Set by `stop` for networks without a service task.
-    stopped: std::sync::atomic::AtomicBool,
     links: Links,
 }
 
@@ -408,12 +404,10 @@ impl RunningNetwork {
         convert::firewall_part(&self.def())
     }
 
-    /// Whether the service task still runs (for a network without one: until it is stopped).
+    /// Whether the service task still runs (a network without one, on a host bridge, Open
+    /// vSwitch or a macvtap pool, runs until it is stopped).
     pub fn is_running(&self) -> bool {
-        match &self.service {
-            Some(s) => !s.task.is_finished(),
-            None => !self.stopped.load(std::sync::atomic::Ordering::Relaxed),
-        }
+        self.service.as_ref().is_none_or(|s| !s.task.is_finished())
     }
 
     async fn ask<T>(
@@ -456,6 +450,12 @@ impl RunningNetwork {
         op: UpdateOp,
         xml: &str,
     ) -> Result<NetworkDef, VnetError> {
+        if self.service.is_none() {
+            return Err(VnetError::Unusable {
+                network: self.name.clone(),
+                reason: "virtgate serves no DHCP or DNS on it: nothing to update live".into(),
+            });
+        }
         let _serial = self.update_lock.lock().await;
         let mut new = self.def();
         new.update(section, op, xml)?;
@@ -484,8 +484,6 @@ impl RunningNetwork {
                 tracing::error!(network = %self.name, "network task ended abnormally: {e}");
             }
         }
-        self.stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         // A port that cannot be removed (an Open vSwitch that stopped answering) must not keep
         // the bridge: it is reported, and the rest goes on.
         match Label::new(&self.name) {

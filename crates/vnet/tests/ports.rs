@@ -8,6 +8,7 @@ mod common;
 use std::fs;
 
 use common::*;
+use virtgate_config::libvirt::{UpdateOp, UpdateSection};
 use virtgate_config::NetworkDef;
 use virtgate_links::{IfName, Links, LinksOptions, Mac};
 use virtgate_testnet::{require_root, Netns};
@@ -86,6 +87,16 @@ fn host_bridge_network_starts_on_the_hosts_bridge_and_stop_takes_only_its_ports(
             assert!(net.is_running());
             assert!(net.leases().await.unwrap().is_empty());
             assert!(net.firewall_part().is_none());
+            // No DNS of virtgate's to change live.
+            let e = net
+                .update(
+                    UpdateSection::DnsHost,
+                    UpdateOp::AddLast,
+                    "<host ip='10.0.0.9'><hostname>nine</hostname></host>",
+                )
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("no DHCP or DNS"), "{e}");
 
             let links = Links::with_options(opts.links.clone()).unwrap();
             let mut req = PortRequest::new(MAC);
