@@ -509,11 +509,14 @@ fn qemu_ifup_attaches_the_tap_qemu_made_and_ifdown_detaches_it() {
         .command(up.to_str().unwrap())
         .arg("qtap1")
         .env("VIRTGATE_STATE_DIR", st.dir())
+        .env("VIRTGATE_MAC", "52:54:00:0f:00:01")
         .env_remove("VIRTGATE_NETWORK")
         .output()
         .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(master(&ns, "qtap1").as_deref(), Some("virbr-q"));
+    // With the guest's MAC known, the tap gets libvirt's host side of it.
+    assert_eq!(sysfs(&ns, "qtap1/address"), "fe:54:00:0f:00:01");
 
     // ifdown: out of the bridge and down; a tap already gone is fine.
     ok(&ns, &["qemu-ifdown", "qtap0"], &[]);

@@ -416,7 +416,7 @@ fn alias(role: &str, network: &str) -> String {
 }
 
 /// `qemu-ifup`: attaches the tap QEMU created (`tap`) to network `def` — to its Linux bridge
-/// (with the bridge's MTU, as libvirt does) or to its Open vSwitch bridge with libvirt's
+/// (with the bridge's MTU and, when the guest's MAC is known, libvirt's `fe:` host-side MAC) or to its Open vSwitch bridge with libvirt's
 /// external-ids — marks it as a port of the network and sets it up. A macvtap network has no
 /// bridge for a tap: refused.
 pub async fn attach_tap(
@@ -485,6 +485,11 @@ pub async fn attach_tap(
                 let mut m = LinkUnspec::new_with_index(link.index).alias(alias("tap", &def.name));
                 if let Some(mtu) = br.mtu {
                     m = m.mtu(mtu);
+                }
+                // libvirt's host-side MAC when the guest's is known: a bridge without a MAC of
+                // its own takes its ports' lowest, and an `fe:` address is never the lowest.
+                if let Some(mac) = guest.mac {
+                    m = m.address(mac.host_side().0.to_vec());
                 }
                 set(m.build(), format!("marking {tap} and setting its MTU")).await?;
                 let m = LinkUnspec::new_with_index(link.index)
