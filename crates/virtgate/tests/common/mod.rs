@@ -216,6 +216,8 @@ pub fn ctl_socket(conf: &Path) -> PathBuf {
 /// waits until it listens on 1723.
 pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
     let socket = ctl_socket(conf);
+    // Its own state directory (leases, network definitions, the one-daemon lock).
+    let state = conf.parent().unwrap().join("state");
     let args = [
         "daemon",
         "--pptpd-conf",
@@ -224,13 +226,19 @@ pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
         secrets.to_str().unwrap(),
         "--socket",
         socket.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
         "--no-firewall",
     ];
-    let d = Proc::spawn(ns, &args, rust_log);
+    let mut d = Proc::spawn(ns, &args, rust_log);
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if String::from_utf8_lossy(&ns.sh("ss -ltn").stdout).contains(":1723") {
             return d;
+        }
+        if let Ok(Some(st)) = d.child.try_wait() {
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("daemon exited ({st}) before listening:\n{}", d.log());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
