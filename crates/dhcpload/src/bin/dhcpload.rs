@@ -45,9 +45,10 @@ struct Args {
     /// Skip the DHCPRELEASE phase.
     #[arg(long)]
     no_release: bool,
-    /// DHCPRELEASEs per second (they have no answer to pace them).
-    #[arg(long, default_value_t = 5000)]
-    release_rate: u32,
+    /// DHCPRELEASEs per second (they have no answer to pace them); by default the rate at which
+    /// leases completed, which the server has just shown it keeps up with.
+    #[arg(long)]
+    release_rate: Option<u32>,
     /// Give up on the leasing phase after this many seconds.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
@@ -162,7 +163,12 @@ fn run(args: &Args) -> std::io::Result<Report> {
     println!("latency_max_ms={}", ms(r.latencies.last().copied()));
     if !args.no_release {
         load.start_release();
-        let gap = Duration::from_secs(1) / args.release_rate.max(1);
+        // A burst faster than the server works would only overflow its socket buffer.
+        let rate = args
+            .release_rate
+            .unwrap_or_else(|| r.leases_per_sec() as u32)
+            .max(10);
+        let gap = Duration::from_secs(1) / rate;
         let start = Instant::now();
         let mut n: u32 = 0;
         while let Some(t) = load.poll_transmit(Instant::now()) {
