@@ -188,6 +188,10 @@ pub enum DropReason {
     NoSequence,
     /// A sequenced packet with an empty payload: sequence accepted, nothing to deliver.
     Empty,
+    /// Sequence number more than [`GreConfig::max_seq_jump`] ahead of the last accepted one:
+    /// most likely spoofed (GRE has no authentication; one accepted far-ahead packet would make
+    /// every genuine packet after it "late"). Accepted only as a run of consecutive numbers.
+    OutOfWindow,
 }
 
 /// Verdict of [`GreChannel::receive`].
@@ -205,6 +209,13 @@ pub struct GreConfig {
     pub ack_delay: Duration,
     /// Unacknowledged received packets that make an ack due at once.
     pub ack_every: u32,
+    /// The largest forward jump of the receive sequence number accepted from one packet.
+    /// Beyond it a packet is dropped ([`DropReason::OutOfWindow`]) unless
+    /// [`GreConfig::resync_run`] consecutive sequence numbers arrive out there, which is
+    /// what a genuine peer after a long outage sends and random spoofing never does.
+    pub max_seq_jump: u32,
+    /// Consecutive far-ahead sequence numbers that move the window (see `max_seq_jump`).
+    pub resync_run: u8,
 }
 
 impl Default for GreConfig {
@@ -212,6 +223,10 @@ impl Default for GreConfig {
         GreConfig {
             ack_delay: Duration::from_millis(100),
             ack_every: 16,
+            // Far more than a PPTP peer has in flight (its window is 64 or less) or loses in a
+            // burst that the link survives.
+            max_seq_jump: 4096,
+            resync_run: 4,
         }
     }
 }
@@ -235,6 +250,10 @@ pub struct GreStats {
     pub rx_wrong_call_id: u64,
     pub rx_no_sequence: u64,
     pub rx_empty: u64,
+    /// Packets too far ahead of the receive window (dropped; see [`GreConfig::max_seq_jump`]).
+    pub rx_out_of_window: u64,
+    /// Times a run of consecutive far-ahead packets moved the window.
+    pub rx_resync: u64,
     /// Acks for sequence numbers we never sent (ignored).
     pub rx_bad_ack: u64,
 }
@@ -254,6 +273,8 @@ pub struct GreChannel {
     peer_ack: Option<u32>,
     /// Highest sequence number accepted from the peer.
     last_rx: Option<u32>,
+    /// A run of consecutive out-of-window sequence numbers: (last of the run, its length).
+    far_run: Option<(u32, u8)>,
     /// Last value we put in an acknowledgement field.
     last_acked: Option<u32>,
     /// When the oldest not-yet-acknowledged accepted packet arrived.
@@ -294,6 +315,7 @@ impl GreChannel {
             first_seq: 0,
             peer_ack: None,
             last_rx: None,
+            far_run: None,
             last_acked: None,
             ack_owed_since: None,
             unacked: 0,
@@ -408,7 +430,21 @@ impl GreChannel {
                 self.stats.rx_late += 1;
                 return RxVerdict::Drop(DropReason::Late);
             }
-            self.stats.rx_gaps += u64::from(seq.wrapping_sub(last) - 1);
+            let jump = seq.wrapping_sub(last);
+            if jump > self.cfg.max_seq_jump {
+                let run = match self.far_run {
+                    Some((prev, n)) if seq == prev.wrapping_add(1) => n.saturating_add(1),
+                    _ => 1,
+                };
+                if run < self.cfg.resync_run.max(1) {
+                    self.far_run = Some((seq, run));
+                    self.stats.rx_out_of_window += 1;
+                    return RxVerdict::Drop(DropReason::OutOfWindow);
+                }
+                self.stats.rx_resync += 1;
+            }
+            self.far_run = None;
+            self.stats.rx_gaps += u64::from(jump - 1);
         }
         self.last_rx = Some(seq);
         self.unacked = self.unacked.saturating_add(1);
@@ -484,6 +520,76 @@ mod tests {
             seq,
             ack,
         }
+    }
+
+    #[test]
+    fn spoofed_far_ahead_sequence_numbers_do_not_hijack_the_window() {
+        let t = Instant::now();
+        let mut ch = GreChannel::new(7, 9, 64);
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(100), None)),
+            RxVerdict::Deliver
+        );
+        // Random far-ahead numbers (what a flood spoofing the client's address sends):
+        // every one dropped, and the genuine stream goes on unharmed.
+        let mut x = 0x9e37_79b9u32;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let seq = 100u32.wrapping_add(4097 + x % 0x7fff_0000);
+            let v = ch.receive(t, &hdr(7, 10, Some(seq), None));
+            assert_eq!(v, RxVerdict::Drop(DropReason::OutOfWindow), "seq {seq}");
+        }
+        assert_eq!(ch.last_received_seq(), Some(100));
+        for seq in 101..110 {
+            assert_eq!(
+                ch.receive(t, &hdr(7, 10, Some(seq), None)),
+                RxVerdict::Deliver
+            );
+        }
+        // A jump within the window (a burst of loss) is accepted at once.
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(109 + 4096), None)),
+            RxVerdict::Deliver
+        );
+        assert_eq!(ch.stats().rx_out_of_window, 10_000);
+        assert_eq!(ch.stats().rx_resync, 0);
+    }
+
+    #[test]
+    fn a_genuine_stream_after_a_long_outage_resynchronises() {
+        let t = Instant::now();
+        let mut ch = GreChannel::new(7, 9, 64);
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(5), None)),
+            RxVerdict::Deliver
+        );
+        // The peer went on sending while nothing arrived: 20,000 packets later it is heard
+        // again. Three consecutive packets are held back, the fourth moves the window.
+        for seq in 20_005..20_008 {
+            let v = ch.receive(t, &hdr(7, 10, Some(seq), None));
+            assert_eq!(v, RxVerdict::Drop(DropReason::OutOfWindow));
+        }
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(20_008), None)),
+            RxVerdict::Deliver
+        );
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(20_009), None)),
+            RxVerdict::Deliver
+        );
+        assert_eq!(ch.stats().rx_resync, 1);
+        // A broken run starts over.
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(50_000), None)),
+            RxVerdict::Drop(DropReason::OutOfWindow)
+        );
+        assert_eq!(
+            ch.receive(t, &hdr(7, 10, Some(50_002), None)),
+            RxVerdict::Drop(DropReason::OutOfWindow)
+        );
+        assert_eq!(ch.last_received_seq(), Some(20_009));
     }
 
     #[test]
@@ -654,6 +760,18 @@ mod tests {
             rx(&mut ch, 1 + 0x8000_0000),
             RxVerdict::Drop(DropReason::Late)
         );
+        // just under half ahead is "newer" in serial arithmetic, but far out of the window
+        assert_eq!(
+            rx(&mut ch, 0x8000_0000),
+            RxVerdict::Drop(DropReason::OutOfWindow)
+        );
+        // with the window opened all the way, serial arithmetic alone decides
+        let wide = GreConfig {
+            max_seq_jump: u32::MAX,
+            ..GreConfig::default()
+        };
+        let mut ch = GreChannel::with_config(1, 2, 64, wide);
+        assert_eq!(rx(&mut ch, 1), RxVerdict::Deliver);
         assert_eq!(rx(&mut ch, 0x8000_0000), RxVerdict::Deliver);
     }
 
@@ -743,6 +861,7 @@ mod tests {
         let cfg = GreConfig {
             ack_delay: Duration::from_millis(100),
             ack_every: 3,
+            ..GreConfig::default()
         };
         let mut ch = GreChannel::with_config(1, 2, 64, cfg);
         let t1 = t0 + Duration::from_millis(10);
