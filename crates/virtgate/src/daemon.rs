@@ -783,13 +783,27 @@ impl Engine {
             calls_in_use = self.call_ids.in_use(),
             "session down"
         );
+        let mut dead_peer = false;
         if let Some(c) = self.ctrls.get_mut(&call.conn) {
             c.calls.retain(|&x| x != id);
             if notify {
                 c.conn.clear_call(now, id);
+                // pptpd serves one call per control connection and its per-connection process
+                // ends with its pppd: once our side ended the last call (LCP terminate, echo
+                // failure, idle, admin), stop the control connection too, so a vanished
+                // client does not hold a `connections` slot until PPTP echo gives up.
+                if c.calls.is_empty() && self.stop.is_none() {
+                    c.conn.stop(now, virtgate_pptp::control::StopReason::None);
+                    // A peer that stopped answering LCP echoes will not answer the stop
+                    // either: send it, then close at once instead of waiting stop_timeout.
+                    dead_peer = call.failure == Some("peer_not_responding");
+                }
                 let _ = call.peer_call_id;
                 self.drive_ctrl(call.conn, now);
             }
+        }
+        if dead_peer {
+            self.drop_ctrl(call.conn, now, "peer not responding");
         }
     }
 

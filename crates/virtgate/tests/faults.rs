@@ -194,11 +194,6 @@ fn status_json(conf: &Path) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "bug: the control connection of a call reaped by LCP echo stays open (PPTP echo \
-            only notices after 60 s + 60 s) and keeps its `connections` slot; with remoteip \
-            sized to the users (pptpd caps connections at the pool size) the next client is \
-            refused at accept although the address is free. pptpd's pptpctrl exits with its \
-            call, closing the connection"]
 fn vanished_client_does_not_keep_a_connections_slot() {
     if !require_root() {
         return;
@@ -512,7 +507,13 @@ fn thousand_silent_control_connections_are_reaped_by_stimeout_within_the_connect
         max_held <= LIMIT,
         "the daemon held {max_held} connections, limit {LIMIT}"
     );
-    assert!(max_held >= LIMIT / 2, "never near the limit: {max_held}");
+    // The `ss` sampler can miss the peak on a loaded machine; the client side's own count of
+    // connections held open past 1.2 s shows the same thing.
+    assert!(
+        max_held >= LIMIT / 2 || stats.held >= LIMIT / 2,
+        "never near the limit: {max_held} sampled, {} held",
+        stats.held
+    );
     assert_eq!(
         stats.never_closed, 0,
         "silent connections outlived stimeout"
