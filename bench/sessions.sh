@@ -15,7 +15,7 @@
 #   VIRTGATE_BIN=path bench/sessions.sh   use this binary instead of building one
 #
 # Namespaces, processes and temporary files are removed on exit, whatever happens.
-set -euo pipefail
+set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
 
 COUNTS="${COUNTS:-50 100 200}"
@@ -33,6 +33,7 @@ need_cmd ss iproute2
 BIN="$(virtgate_bin)"
 
 trap bench_cleanup EXIT
+trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 bench_tmp
 

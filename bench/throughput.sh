@@ -21,7 +21,7 @@
 # Installs iperf3 and wireguard-tools (Debian) and boringtun-cli (crates.io, into
 # $BENCH_CACHE, default /var/cache/virtgate-bench) when missing. Namespaces, processes and
 # temporary files are removed on exit, whatever happens.
-set -euo pipefail
+set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
 
 DURATION="${DURATION:-5}"
@@ -49,6 +49,7 @@ esac
 BIN="$(virtgate_bin)"
 
 trap bench_cleanup EXIT
+trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 bench_tmp
 RESULTS="${RESULTS:-$BENCH_TMP/results.tsv}"
@@ -110,8 +111,17 @@ import json, sys
 f, path, test = sys.argv[1:4]
 s0, s1, c0, c1, t0, t1 = map(float, sys.argv[4:10])
 srv_pid, cli_pid = sys.argv[10], sys.argv[11]
-d = json.load(open(f))
-end = d["end"]
+wall = max(t1 - t0, 1e-9)
+cpu = lambda a, b, pid: f"{100 * (b - a) / wall:.0f}" if pid else "-"
+d = None
+try:
+    d = json.load(open(f))
+    end = d["end"]
+    end["sum_received"], end["sum_sent"]
+except (ValueError, KeyError, TypeError) as e:
+    err = d.get("error", repr(e)) if isinstance(d, dict) else repr(e)
+    print(f"{path}\t{test}\tNaN\t-\t{cpu(s0, s1, srv_pid)}\t{cpu(c0, c1, cli_pid)}\tno result: {err}")
+    sys.exit(0)
 if test.startswith("udp"):
     # Packets the receiver got per second (its bytes over the 64-byte payload), and how many
     # of the sent ones that is: with -b 0 the sender outruns whatever is slowest.
@@ -123,16 +133,27 @@ if test.startswith("udp"):
 else:
     value, unit = end["sum_received"]["bits_per_second"] / 1e9, "Gbit/s"
     extra = f'retr {end["sum_sent"].get("retransmits", 0)}'
-wall = max(t1 - t0, 1e-9)
-cpu = lambda a, b, pid: f"{100 * (b - a) / wall:.0f}" if pid else "-"
 print(f"{path}\t{test}\t{value:.6g}\t{unit}\t{cpu(s0, s1, srv_pid)}\t{cpu(c0, c1, cli_pid)}\t{extra}")
 PY
   log "$(tail -n 1 "$RESULTS")"
 }
 
+# Two pings through the tunnel.
+tunnel_alive() { in_ns "$CLI" ping -c 2 -i 0.2 -W 1 -q "$1" >/dev/null 2>&1; }
+
+# run_tests PATH TARGET [RESTART]: every test in $TESTS. With RESTART (a command), the tunnel is
+# checked after each test; one that stopped passing traffic is noted in the table and restarted,
+# so one failure does not void the tests after it.
 run_tests() {
-  local path=$1 target=$2 t
-  for t in $TESTS; do run_iperf "$path" "$target" "$t"; done
+  local path=$1 target=$2 restart=${3:-} t
+  for t in $TESTS; do
+    run_iperf "$path" "$target" "$t"
+    if [ -n "$restart" ] && ! tunnel_alive "$target"; then
+      log "$path: no traffic passes the tunnel after $t; restarting it"
+      sed -i '$ s/$/; TUNNEL DEAD AFTER THIS TEST (restarted)/' "$RESULTS"
+      $restart
+    fi
+  done
 }
 
 # ---- veth ---------------------------------------------------------------------------------
@@ -188,10 +209,17 @@ profile_virtgate() {
   done
 }
 
+VG_MPPE=""
+restart_virtgate() {
+  stop_virtgate
+  start_virtgate "$VG_MPPE"
+}
+
 bench_virtgate() {
   local mppe=$1 name=$2
+  VG_MPPE=$mppe
   start_virtgate "$mppe"
-  run_tests "$name" "$VG_PEER"
+  run_tests "$name" "$VG_PEER" restart_virtgate
   if [ "$PROFILE" = 1 ] && [ "$mppe" = require ]; then
     profile_virtgate
   fi
@@ -199,9 +227,13 @@ bench_virtgate() {
 }
 
 # ---- boringtun ----------------------------------------------------------------------------
-bench_boringtun() {
-  local ifs="vgws$$" ifc="vgwc$$"
-  ifs="${ifs:0:15}" ifc="${ifc:0:15}"
+WG_IFS="vgws$$"
+WG_IFC="vgwc$$"
+WG_IFS="${WG_IFS:0:15}"
+WG_IFC="${WG_IFC:0:15}"
+
+start_boringtun() {
+  local ifs=$WG_IFS ifc=$WG_IFC
   umask 077
   wg genkey >"$BENCH_TMP/wg-s.key"
   wg genkey >"$BENCH_TMP/wg-c.key"
@@ -228,11 +260,24 @@ bench_boringtun() {
   in_ns "$CLI" ip link set "$ifc" mtu 1420 up
   wait_for 10 in_ns "$CLI" ping -c 1 -W 1 10.78.0.1 || die "no ping through boringtun"
   log "boringtun up ($("$BORINGTUN" --version))"
-  run_tests boringtun 10.78.0.1
+}
+
+stop_boringtun() {
   stop_pid "$CLI_PID"
   stop_pid "$SRV_PID"
   SRV_PID="" CLI_PID=""
-  rm -f "/var/run/wireguard/$ifs.sock" "/var/run/wireguard/$ifc.sock"
+  rm -f "/var/run/wireguard/$WG_IFS.sock" "/var/run/wireguard/$WG_IFC.sock"
+}
+
+restart_boringtun() {
+  stop_boringtun
+  start_boringtun
+}
+
+bench_boringtun() {
+  start_boringtun
+  run_tests boringtun 10.78.0.1 restart_boringtun
+  stop_boringtun
 }
 
 start_iperf_server
