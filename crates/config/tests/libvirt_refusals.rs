@@ -67,6 +67,13 @@ fn unsupported_elements_are_refused_by_name_and_line() {
     use ErrorKind::Refused;
     run(vec![
         case(
+            "macTableManager='libvirt'",
+            nat("<bridge name='virbr9' macTableManager='libvirt'/>"),
+            5,
+            Refused,
+            "macTableManager='libvirt' is not supported by virtgate",
+        ),
+        case(
             "portgroup",
             net("<forward mode='bridge'/>\n<bridge name='br0'/>\n<portgroup name='a'/>"),
             5,

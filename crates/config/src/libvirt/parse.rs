@@ -242,7 +242,18 @@ fn bridge(el: &Element, path: &Path) -> Result<(Bridge, bool), ConfigError> {
     if let Some(m) = el.attr("macTableManager") {
         b.mac_table_manager = Some(match m {
             "kernel" => MacTableManager::Kernel,
-            "libvirt" => MacTableManager::Libvirt,
+            // libvirt's mode turns off the bridge's learning and flooding and programs the FDB
+            // from the guests' MACs; virtgate does not, so accepting it would ignore it.
+            "libvirt" => {
+                return Err(err(
+                    path,
+                    el.line,
+                    ErrorKind::Refused,
+                    "macTableManager='libvirt' is not supported by virtgate (the bridge keeps \
+                     kernel MAC learning); remove it or use macTableManager='kernel'"
+                        .into(),
+                ))
+            }
             other => {
                 return Err(invalid(
                     el,
