@@ -219,8 +219,15 @@ fn ctl_socket(conf: &Path) -> PathBuf {
     conf.parent().unwrap().join("ctl").join("virtgate.sock")
 }
 
+/// Each test's daemon has its own state directory: daemons sharing one refuse to start (the
+/// state directory's lock), and tests run in parallel.
+fn state_dir(conf: &Path) -> PathBuf {
+    conf.parent().unwrap().join("state")
+}
+
 fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
     let socket = ctl_socket(conf);
+    let state = state_dir(conf);
     let mut args = vec![
         "daemon",
         "--pptpd-conf",
@@ -229,6 +236,10 @@ fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
         secrets.to_str().unwrap(),
         "--socket",
         socket.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        // These tests are about PPTP; the built-in network has its own tests (vmnet_netns).
+        "--no-default-network",
     ];
     args.extend_from_slice(extra);
     let d = Proc::spawn(ns, &args);
@@ -935,6 +946,8 @@ fn ready_is_notified_after_listeners_and_firewall_are_up() {
         .args(["daemon", "--pptpd-conf", conf.to_str().unwrap()])
         .args(["--chap-secrets", secrets.to_str().unwrap()])
         .args(["--socket", socket.to_str().unwrap()])
+        .args(["--state-dir", state_dir(&conf).to_str().unwrap()])
+        .arg("--no-default-network")
         .env("NOTIFY_SOCKET", &notify)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

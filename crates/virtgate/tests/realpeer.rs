@@ -32,7 +32,8 @@ fn real_pppd_clients_against_our_daemon() {
         return;
     }
     let server = format!(
-        "exec {BIN} daemon --pptpd-conf \"$RP_PPTPD_CONF\" --chap-secrets \"$RP_CHAP_SECRETS\""
+        "d=$(mktemp -d /tmp/virtgate-rp.XXXXXX) && exec {BIN} daemon --pptpd-conf \"$RP_PPTPD_CONF\" \
+         --chap-secrets \"$RP_CHAP_SECRETS\" --state-dir \"$d\" --socket \"$d/virtgate.sock\""
     );
     let mut failed = Vec::new();
     for (name, args) in [
