@@ -205,7 +205,7 @@ profile_virtgate() {
       2>/dev/null | grep '%' | grep -v '^#' | cut -c1-120 | head -n 30
     echo "=== perf: inclusive time of the system calls (kernel work done on the daemon's behalf) ==="
     perf report -i "$data" --children --stdio --sort symbol -g none 2>/dev/null \
-      | grep -E '__x64_sys_|libc_write|libc_read' | cut -c1-120 | head -n 12
+      | grep -E '__x64_sys_(sendto|recvfrom|epoll_wait)|ksys_(read|write)' | cut -c1-120 | head -n 12
   done
 }
 

@@ -47,7 +47,10 @@ impl Entry {
     }
 }
 
-/// A multiplicative hasher in the style of rustc's FxHasher (written here, not a dependency).
+/// A multiplicative hasher in the style of rustc-hash 2's FxHasher (written here, not a
+/// dependency). The final rotation moves the well-mixed high bits of the product down to where
+/// hashbrown takes the bucket index from; without it, keys that differ only in their last
+/// octet (pool addresses) pile into few buckets.
 #[derive(Default)]
 struct Fx(u64);
 
@@ -55,7 +58,7 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
