@@ -834,9 +834,6 @@ fn address_pool_exhausted_in_ipcp_refuses_the_third_client_and_admits_it_after_a
 }
 
 #[test]
-#[ignore = "bug: dial reports the CDN (\"the server cleared the call (PeerDisconnect { result: \
-            AdminShutdown ..})\") that follows the server's LCP Terminate-Request \"No IP address \
-            available\" by 1 ms, and loses the server's reason"]
 fn dial_tells_the_user_the_server_had_no_address() {
     if !require_root() {
         return;
