@@ -30,7 +30,7 @@ pub use lcp::LcpPolicy;
 pub use mppe::KeyLength;
 pub use session::{
     DataError, Decap, DownReason, DropReason, Phase, Role, Session, SessionConfig, SessionEvent,
-    SessionStats,
+    SessionStats, MPPE_SANITY_MAX,
 };
 
 /// Randomness for CHAP challenges, MS-CHAPv2 peer challenges and magic numbers. The daemon

@@ -262,6 +262,10 @@ enum Address {
 /// MPPE overhead on the inner packet: MPPE header + the 2-byte protocol inside.
 const MPPE_OVERHEAD: u16 = 4;
 
+/// Undecryptable MPPE packets in a row after which the link is ended (Linux ppp_mppe's
+/// SANITY_MAX).
+pub const MPPE_SANITY_MAX: u32 = 1600;
+
 /// One PPP link.
 pub struct Session {
     role: Role,
@@ -288,6 +292,9 @@ pub struct Session {
     down_reason: Option<DownReason>,
     down_reported: bool,
     reset_sent_at: Option<Instant>,
+    /// MPPE packets in a row that did not decrypt to a packet we carry (see
+    /// [`MPPE_SANITY_MAX`]).
+    mppe_bad_run: u32,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<SessionEvent>,
     stats: SessionStats,
@@ -356,6 +363,7 @@ impl Session {
             down_reason: None,
             down_reported: false,
             reset_sent_at: None,
+            mppe_bad_run: 0,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -618,6 +626,20 @@ impl Session {
         self.stats.rx_ip_bytes += len as u64;
     }
 
+    /// Counts one MPPE packet that could not be used; after [`MPPE_SANITY_MAX`] in a row the
+    /// keys are out of step for good (e.g. more than 2047 packets lost in a row: the coherency
+    /// count then looks late, and after it wraps every packet decrypts to garbage), and the
+    /// link is ended as Linux's ppp_mppe does (DECOMP_FATALERROR), rather than staying up while
+    /// passing nothing.
+    fn mppe_bad(&mut self, now: Instant) {
+        self.mppe_bad_run = self.mppe_bad_run.saturating_add(1);
+        if self.mppe_bad_run == MPPE_SANITY_MAX {
+            self.up = false;
+            self.fail_mppe(now, "MPPE keys out of step: too many undecryptable packets");
+            self.pump(now);
+        }
+    }
+
     fn decap_mppe(&mut self, now: Instant, buf: &mut [u8], info: usize, end: usize) -> Decap {
         let Some(dec) = self.dec.as_mut() else {
             self.stats.dropped_mppe += 1;
@@ -641,6 +663,11 @@ impl Session {
                 if resend {
                     self.send_reset_request(now);
                 }
+                // Stateful mode recovers through Reset-Request; a stateless receiver has no
+                // such way back.
+                if self.mode.is_some_and(|m| m.stateless) {
+                    self.mppe_bad(now);
+                }
                 return Decap::Dropped(DropReason::Mppe(e));
             }
         }
@@ -657,12 +684,18 @@ impl Session {
         };
         if proto != Protocol::Ipv4.number() {
             self.stats.dropped_unsupported += 1;
+            // IPv6 (0x0057) is a protocol a peer may send; anything else after decryption is
+            // what a wrong key gives.
+            if proto != 0x0057 && self.mode.is_some_and(|m| m.stateless) {
+                self.mppe_bad(now);
+            }
             return Decap::Dropped(DropReason::UnsupportedProtocol(proto));
         }
         if !self.up {
             self.stats.dropped_not_up += 1;
             return Decap::Dropped(DropReason::NotUp);
         }
+        self.mppe_bad_run = 0;
         let s = inner + plen;
         self.count_rx_ip(end - s);
         Decap::Ip {

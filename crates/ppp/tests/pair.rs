@@ -10,7 +10,8 @@ use std::time::Duration;
 use harness::*;
 use virtgate_ppp::frame::Protocol;
 use virtgate_ppp::{
-    AuthMethod, Decap, DownReason, DropReason, KeyLength, MppeMode, MppePolicy, Phase, SessionEvent,
+    AuthMethod, Decap, DownReason, DropReason, KeyLength, MppeMode, MppePolicy, Phase, Session,
+    SessionEvent,
 };
 
 fn with_method(m: AuthMethod) -> (virtgate_ppp::SessionConfig, virtgate_ppp::SessionConfig) {
@@ -865,4 +866,47 @@ fn mppe_required_holds_ipcp_until_ccp_is_up() {
             "{side:?}: IPCP before the peer's CCP ack"
         );
     }
+}
+
+/// More than 2047 stateless MPPE packets lost in a row put the coherency count out of reach:
+/// the receiver can never decrypt again. Like Linux's ppp_mppe (SANITY_MAX, then a fatal
+/// decompression error), the link must end instead of staying up and passing nothing.
+#[test]
+fn stateless_mppe_out_of_step_after_a_long_loss_ends_the_link() {
+    let (s, c) = with_method(AuthMethod::MsChapV2);
+    let mut p = Pair::new(s, c);
+    p.connect();
+    assert!(p.both_up());
+    let pkt = ipv4_packet(CLIENT_IP, Ipv4Addr::new(8, 8, 8, 8), 40, 1);
+    p.roundtrip_ip(Side::Client, &pkt);
+    // 2,100 packets from the client never arrive.
+    for _ in 0..2100 {
+        let mut buf = vec![0u8; Session::HEADROOM + pkt.len()];
+        buf[Session::HEADROOM..].copy_from_slice(&pkt);
+        p.client
+            .encapsulate(&mut buf, Session::HEADROOM, pkt.len())
+            .expect("encapsulate");
+    }
+    // What arrives afterwards cannot be used; a few hundred is not yet fatal...
+    let mut delivered = 0;
+    for _ in 0..100 {
+        if matches!(p.send_ip(Side::Client, &pkt), Decap::Ip { .. }) {
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered, 0, "keys out of step cannot decrypt");
+    assert!(p.server.is_up());
+    // ...but MPPE_SANITY_MAX in a row ends the link with a reason.
+    for _ in 0..virtgate_ppp::MPPE_SANITY_MAX {
+        let _ = p.send_ip(Side::Client, &pkt);
+    }
+    assert!(p.run_until(Duration::from_secs(30), |p| p.both_down()));
+    assert!(
+        matches!(
+            down_reason(&p.server_events),
+            Some(DownReason::MppeRequired(text)) if text.contains("out of step")
+        ),
+        "{:?}",
+        down_reason(&p.server_events)
+    );
 }
