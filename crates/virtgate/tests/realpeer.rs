@@ -31,9 +31,13 @@ fn real_pppd_clients_against_our_daemon() {
     if !virtgate_testnet::require_root() {
         return;
     }
+    // The daemon's own state directory and control socket (removed at the end).
+    let state = std::env::temp_dir().join(format!("virtgate-rp-{}", std::process::id()));
+    std::fs::create_dir_all(&state).expect("state directory");
     let server = format!(
-        "d=$(mktemp -d /tmp/virtgate-rp.XXXXXX) && exec {BIN} daemon --pptpd-conf \"$RP_PPTPD_CONF\" \
-         --chap-secrets \"$RP_CHAP_SECRETS\" --state-dir \"$d\" --socket \"$d/virtgate.sock\""
+        "exec {BIN} daemon --pptpd-conf \"$RP_PPTPD_CONF\" --chap-secrets \"$RP_CHAP_SECRETS\" \
+         --state-dir '{s}' --socket '{s}/virtgate.sock'",
+        s = state.display()
     );
     let mut failed = Vec::new();
     for (name, args) in [
@@ -53,5 +57,6 @@ fn real_pppd_clients_against_our_daemon() {
             failed.push(name);
         }
     }
+    let _ = std::fs::remove_dir_all(&state);
     assert!(failed.is_empty(), "real-peer scenarios failed: {failed:?}");
 }
