@@ -23,6 +23,10 @@ if [ -d ../shared/realpeer ] && [ "${VIRTGATE_SKIP_NETNS:-0}" != 1 ]; then
   export VIRTGATE_REQUIRE_REALPEER=1
 fi
 
+# rustfmt and clippy come with the machine's toolchain; fetch them if a machine lacks them.
+for c in rustfmt clippy; do
+  cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c" >/dev/null 2>&1 || true
+done
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # --all-targets also runs each criterion benchmark once, as a test (no timing).
