@@ -47,6 +47,7 @@ pub mod ports;
 mod service;
 mod sockets;
 mod store;
+mod upstream;
 
 pub use error::VnetError;
 pub use network::{Network, NetworkOptions, RunningNetwork};

@@ -309,6 +309,7 @@ async fn serve(
                 tcp,
                 tcp_clients: Default::default(),
                 forward_wait,
+                upstream_udp: crate::upstream::UpstreamUdp::new(),
                 resolv,
             })
         }
