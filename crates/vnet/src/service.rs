@@ -3,8 +3,11 @@
 //! are needed and a bad packet on one network can at worst disturb that network's task (the
 //! cores never panic on wire input; each network runs in a task of its own).
 //!
-//! Per wake-up: one datagram, connection, message, command or timer; then the lease events are
-//! drained (DNS names of leases, and the leases file rewritten atomically after every change).
+//! Per wake-up: one datagram (DHCP: every queued one, up to a batch), connection, message,
+//! command or timer; then the lease events are drained (DNS names of leases, and the leases
+//! file rewritten atomically once for the wake-up's changes, before any DHCP reply of that
+//! wake-up is sent: an ACKed lease is always on disk, so it is honoured after a restart and
+//! never handed to another client).
 //!
 //! DHCP replies go out as the engine's [`Destination`] says (RFC 2131 §4.1). For
 //! `UnicastToHardware` (a client that has no address yet and did not ask for broadcast) the
@@ -42,6 +45,9 @@ const TCP_REPLY_QUEUE: usize = 16;
 
 /// Messages from helper tasks waiting for the service task.
 const INTERNAL_QUEUE: usize = 256;
+
+/// DHCP datagrams handled per wake-up (and per leases-file write).
+const DHCP_BATCH: usize = 64;
 
 /// How often the host's resolv.conf is checked for changes (dnsmasq polls it too).
 const RESOLV_POLL: Duration = Duration::from_secs(5);
@@ -262,10 +268,7 @@ impl Service {
                 Event::DnsUdp(Ok(_)) | Event::Accept(Ok(_)) | Event::Upstream(_)
             );
             match event {
-                Event::Dhcp(Ok(r)) => {
-                    let bytes = dhcp_buf.get(..r.len).unwrap_or_default();
-                    self.on_dhcp(r, bytes).await;
-                }
+                Event::Dhcp(Ok(r)) => self.on_dhcp(r, &mut dhcp_buf).await,
                 Event::DnsUdp(Ok((n, from))) => {
                     let bytes = dns_buf.get(..n).unwrap_or_default();
                     self.on_dns_query(bytes, Client::udp(from), &mut tasks, &itx);
@@ -301,18 +304,34 @@ impl Service {
 
     // ------------------------------------------------------------------ DHCP
 
-    async fn on_dhcp(&mut self, r: Received, bytes: &[u8]) {
+    /// A datagram on port 67, and every other one already queued (up to [`DHCP_BATCH`]): each
+    /// goes through the lease engine, then the leases file is written once for all their
+    /// changes, and only then do the replies leave. A client is never ACKed a lease that is
+    /// not on disk yet, and under load one write (two `fsync`s) covers a batch of changes: the
+    /// datagrams that queued up during the previous write (group commit).
+    async fn on_dhcp(&mut self, first: Received, buf: &mut [u8]) {
         let Some(d) = self.dhcp.as_mut() else { return };
-        let arrival = Arrival {
-            ifindex: r.ifindex,
-            from: r.from,
-            dst: r.dst,
-        };
-        let reply = d.engine.handle_packet(Instant::now(), bytes, arrival);
-        if let Some(reply) = reply {
-            self.send_dhcp(reply).await;
+        let mut replies = Vec::new();
+        let mut r = first;
+        for _ in 0..DHCP_BATCH {
+            let arrival = Arrival {
+                ifindex: r.ifindex,
+                from: r.from,
+                dst: r.dst,
+            };
+            let bytes = buf.get(..r.len).unwrap_or_default();
+            if let Some(reply) = d.engine.handle_packet(Instant::now(), bytes, arrival) {
+                replies.push(reply);
+            }
+            match sockets::try_recv_with_pktinfo(&d.sock, buf) {
+                Ok(next) => r = next,
+                Err(_) => break,
+            }
         }
         self.after_dhcp();
+        for reply in replies {
+            self.send_dhcp(reply).await;
+        }
     }
 
     async fn send_dhcp(&mut self, reply: Reply) {
