@@ -94,6 +94,35 @@ pub struct Status {
     pub sessions_active: usize,
     pub control_connections: usize,
     pub counters: Counters,
+    /// The running virtual networks' DHCP and DNS counters, by name.
+    #[serde(default)]
+    pub networks: Vec<NetworkStatus>,
+}
+
+/// One running network's DHCP and DNS counters (since it started) in `virtgate status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    pub name: String,
+    pub bridge: String,
+    /// Bound leases now.
+    pub dhcp_leases_active: u64,
+    /// DHCPOFFERs, DHCPACKs and DHCPNAKs sent.
+    pub dhcp_offers: u64,
+    pub dhcp_acks: u64,
+    pub dhcp_naks: u64,
+    /// DHCP datagrams dropped as malformed.
+    pub dhcp_malformed: u64,
+    /// DNS queries answered from the network's own names (and NXDOMAIN for its local domain).
+    pub dns_answered: u64,
+    /// DNS queries forwarded upstream (new ones; retries not counted).
+    pub dns_forwarded: u64,
+    /// DNS queries answered from the cache of forwarded answers.
+    pub dns_cache_hits: u64,
+    /// DNS queries that got an error: SERVFAIL (upstreams timed out or failed), REFUSED (no
+    /// upstream), NOTIMP, BADVERS.
+    pub dns_failed: u64,
+    /// DNS messages dropped or answered FORMERR as malformed.
+    pub dns_malformed: u64,
 }
 
 /// Counters since start (sessions that ended included).
@@ -301,6 +330,27 @@ pub fn status_text(s: &Status) -> String {
     );
     o += &format!("GRE dropped:     {}\n", list(&c.gre_dropped));
     o += &format!("reloads:         {}\n", c.reloads);
+    if !s.networks.is_empty() {
+        o += &format!("networks:        {} running\n", s.networks.len());
+    }
+    for n in &s.networks {
+        o += &format!(
+            "  {} ({}): DHCP {} leases, {} offers, {} acks, {} naks, {} malformed; DNS {} local, \
+             {} forwarded, {} from cache, {} failed, {} malformed\n",
+            n.name,
+            n.bridge,
+            n.dhcp_leases_active,
+            n.dhcp_offers,
+            n.dhcp_acks,
+            n.dhcp_naks,
+            n.dhcp_malformed,
+            n.dns_answered,
+            n.dns_forwarded,
+            n.dns_cache_hits,
+            n.dns_failed,
+            n.dns_malformed
+        );
+    }
     o
 }
 

@@ -290,10 +290,18 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         tokio::select! {
             _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
             _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
-            _ = sighup.recv() => { let _ = eng.reload("SIGHUP"); }
+            _ = sighup.recv() => match &networks {
+                // Network definitions are read first: a bad one refuses the whole reload.
+                Some(n) => n.reload("SIGHUP", || eng.reload("SIGHUP"), None),
+                None => { let _ = eng.reload("SIGHUP"); }
+            },
             Some(msg) = ctl_rx.recv() => match (msg.req, &networks) {
                 // Network commands run on their own task; the engine does not wait for them.
                 (Request::Net(req), Some(n)) => n.serve(req, msg.reply),
+                (Request::Status, Some(n)) => n.status(eng.on_control(Request::Status), msg.reply),
+                (Request::Reload, Some(n)) => {
+                    n.reload("control request", || eng.reload("control request"), Some(msg.reply))
+                }
                 (req, _) => {
                     let r = eng.on_control(req);
                     let _ = msg.reply.send(r);
@@ -998,6 +1006,8 @@ impl Engine {
             sessions_active: active,
             control_connections: self.ctrls.len(),
             counters: c,
+            // Filled in by the networks' handle (networks::Handle::status).
+            networks: Vec::new(),
         }
     }
 
