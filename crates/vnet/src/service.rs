@@ -49,6 +49,9 @@ const INTERNAL_QUEUE: usize = 256;
 /// DHCP datagrams handled per wake-up (and per leases-file write).
 const DHCP_BATCH: usize = 64;
 
+/// DNS datagrams from guests handled per wake-up.
+const DNS_BATCH: usize = 32;
+
 /// How often the host's resolv.conf is checked for changes (dnsmasq polls it too).
 const RESOLV_POLL: Duration = Duration::from_secs(5);
 
@@ -272,10 +275,32 @@ impl Service {
                 Event::DnsUdp(Ok((n, from))) => {
                     let bytes = dns_buf.get(..n).unwrap_or_default();
                     self.on_dns_query(bytes, Client::udp(from), &mut tasks, &itx);
+                    // Whatever else is queued, before going back to the select (one wake-up
+                    // and one pass over every branch for a batch of queries).
+                    for _ in 1..DNS_BATCH {
+                        let Some(Ok((n, from))) =
+                            self.dns.as_ref().map(|d| d.udp.try_recv_from(&mut dns_buf))
+                        else {
+                            break;
+                        };
+                        let bytes = dns_buf.get(..n).unwrap_or_default();
+                        self.on_dns_query(bytes, Client::udp(from), &mut tasks, &itx);
+                    }
                 }
                 Event::Upstream((from, n)) => {
                     let bytes = upstream_buf.get(..n).unwrap_or_default();
                     self.on_upstream(from, bytes, &mut tasks, &itx);
+                    for _ in 1..DNS_BATCH {
+                        let Some((from, n)) = self
+                            .dns
+                            .as_ref()
+                            .and_then(|d| d.upstream_udp.try_recv(&mut upstream_buf))
+                        else {
+                            break;
+                        };
+                        let bytes = upstream_buf.get(..n).unwrap_or_default();
+                        self.on_upstream(from, bytes, &mut tasks, &itx);
+                    }
                 }
                 Event::Accept(Ok((stream, peer))) => self.on_accept(stream, peer, &mut tasks, &itx),
                 Event::Dhcp(Err(e)) | Event::DnsUdp(Err(e)) | Event::Accept(Err(e)) => {

@@ -213,6 +213,18 @@ impl UpstreamUdp {
     }
 }
 
+impl UpstreamUdp {
+    /// [`poll_recv`](Self::poll_recv) without waiting: a datagram already queued, if any.
+    /// (The service task polls the sockets again with its own waker before it sleeps.)
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_recv(&mut cx, buf) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+}
+
 /// The socket a message's id maps to.
 fn slot_of(msg: &[u8]) -> Option<usize> {
     match msg.get(..2) {
