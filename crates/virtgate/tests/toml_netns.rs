@@ -4,28 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use virtgate_testnet::{require_root, Netns};
-
-const BIN: &str = env!("CARGO_BIN_EXE_virtgate");
-
-fn ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn toml(dir: &TempDir, users: &str) -> String {
     format!(
