@@ -495,8 +495,9 @@ impl Networks {
     /// Applies definitions read by [`Handle::prepare_reload`]: the `--network-xml` files are
     /// defined again; autostart networks new since the last read start; a running network
     /// whose definition changed gets its DHCP and DNS hosts applied live, and any other change
-    /// waits for `net stop` + `net start` (libvirt's persistent versus live definition). What
-    /// could not be done is returned as warnings; nothing running is stopped.
+    /// waits for `net stop` + `net start` (libvirt's persistent versus live definition: the
+    /// hosts apply live even when other changes wait). What could not be done is returned as
+    /// warnings; nothing running is stopped.
     async fn reload(&mut self, r: ReloadPlan) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.stopping {
@@ -535,11 +536,15 @@ impl Networks {
                 Err(e) => warnings.push(format!("network '{name}' did not start: {e}")),
             }
         }
-        if started {
+        let stored = if started {
             if let Err(e) = self.apply_rules() {
                 warnings.push(format!("firewall rules for the new networks: {e}"));
             }
-        }
+            // Starting wrote generated identities (UUID, MAC) back to the store.
+            self.store.list().unwrap_or(stored)
+        } else {
+            stored
+        };
         for s in &stored {
             let Some(net) = self.running.get(&s.def.name) else {
                 continue;
@@ -549,8 +554,15 @@ impl Networks {
                 continue;
             }
             let name = &s.def.name;
-            if RunningNetwork::live_change_only(&running, &s.def) {
-                match net.apply(s.def.clone()).await {
+            // The hosts apply live whatever else changed (as `net-update` would); the rest
+            // waits for a restart of the network.
+            let mut live = running.clone();
+            if let (Some(l), Some(n)) = (live.ip.as_mut(), s.def.ip.as_ref()) {
+                l.dhcp_hosts.clone_from(&n.dhcp_hosts);
+            }
+            live.dns.hosts.clone_from(&s.def.dns.hosts);
+            if live != running {
+                match net.apply(live).await {
                     Ok(()) => {
                         tracing::info!(network = %name, "reload: DHCP and DNS hosts applied live")
                     }
@@ -558,7 +570,8 @@ impl Networks {
                         "network '{name}': the new DHCP and DNS hosts are not applied: {e}"
                     )),
                 }
-            } else {
+            }
+            if !RunningNetwork::live_change_only(&running, &s.def) {
                 warnings.push(format!(
                     "network '{name}': its definition changed beyond DHCP and DNS hosts; it keeps \
                      running with the old settings until `virtgate net stop {name}` and \

@@ -1080,12 +1080,33 @@ fn network_counters_and_reload_of_definitions() {
         "{}",
         text(&o)
     );
+    assert!(!text(&o).contains("network 'extra'"), "{}", text(&o));
     assert!(net_ok(&ns, &dir, &["dumpxml", "ops"]).contains("stp='off'"));
     assert!(net_ok(&ns, &dir, &["dumpxml", "ops", "--inactive"]).contains("stp='on'"));
     assert!(bridge_has(&ns, "vgtextra0", "10.75.0.1/24"), "{}", d.log());
     let o = ctl(&ns, &dir, "status", &["--json"]);
     let s = json(&String::from_utf8_lossy(&o.stdout));
     assert_eq!(s["networks"].as_array().unwrap().len(), 2, "{s}");
+
+    // SIGHUP does the same: the DNS host moves live, although the STP change still waits.
+    let moved = "<host ip='10.74.0.98'><hostname>printer</hostname></host>";
+    dir.write("ops.xml", &ops_xml("on", reserved, moved));
+    let st = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || dig(&g3, "10.74.0.1", "printer")
+            == "10.74.0.98"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("SIGHUP: network definitions reloaded"),
+        "{}",
+        d.log()
+    );
 
     let st = d.terminate();
     assert!(st.success(), "{}", d.log());
