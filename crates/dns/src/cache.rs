@@ -62,6 +62,8 @@ struct Entry {
     bytes: Vec<u8>,
     /// Offsets of the TTL fields of every record (OPT excluded).
     ttls: Vec<usize>,
+    /// Length of the question section (name, type, class).
+    question_len: usize,
     stored: Instant,
     expires: Instant,
     last_used: u64,
@@ -135,8 +137,12 @@ impl Cache {
         if let Some(b) = out.get_mut(..2) {
             b.copy_from_slice(&id.to_be_bytes());
         }
-        if let Some(q) = out.get_mut(HEADER_LEN..HEADER_LEN + question.len()) {
-            q.copy_from_slice(question);
+        // Only a question of the same layout is copied (a client's name written with a
+        // compression pointer, however odd, must not overwrite the answer's records).
+        if question.len() == e.question_len {
+            if let Some(q) = out.get_mut(HEADER_LEN..HEADER_LEN + question.len()) {
+                q.copy_from_slice(question);
+            }
         }
         if age > 0 {
             for &at in &e.ttls {
@@ -158,6 +164,10 @@ impl Cache {
         let Some((ttl, ttls)) = cacheable(bytes) else {
             return;
         };
+        let Some(question_len) = skip_name(bytes, HEADER_LEN).map(|end| end + 4 - HEADER_LEN)
+        else {
+            return;
+        };
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             self.make_room(now);
         }
@@ -168,6 +178,7 @@ impl Cache {
             Entry {
                 bytes: bytes.to_vec(),
                 ttls,
+                question_len,
                 stored: now,
                 expires: now
                     .checked_add(Duration::from_secs(u64::from(ttl)))
@@ -299,5 +310,38 @@ mod tests {
                 let _ = cacheable(&x);
             }
         }
+    }
+
+    #[test]
+    fn only_a_question_of_the_same_length_replaces_the_cached_one() {
+        use hickory_proto::rr::{Name, RecordType};
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        let mut question = Vec::new();
+        for l in ["www", "example", "test"] {
+            question.push(l.len() as u8);
+            question.extend_from_slice(l.as_bytes());
+        }
+        question.extend_from_slice(&[0, 0, 1, 0, 1]);
+        m.extend_from_slice(&question);
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 1, 2, 3, 4]);
+        let t0 = Instant::now();
+        let name = Name::from_ascii("www.example.test.").unwrap();
+        let key = Key::new(Query::query(name, RecordType::A), None, false);
+        let mut c = Cache::new(4);
+        c.store(t0, key.clone(), &m);
+        // The client's letter case comes back.
+        let mut upper = question.clone();
+        upper[1] = b'W';
+        let hit = c.lookup(t0, &key, 7, &upper).unwrap();
+        assert_eq!((hit[..2].to_vec(), hit[13]), (vec![0, 7], b'W'));
+        let mut expected = m.clone();
+        expected[13] = b'W';
+        assert_eq!(hit[2..], expected[2..]);
+        // A question of another layout (a 2-octet pointer + type + class) is not copied: the
+        // records stay whole.
+        let pointer = [0xc0, 0x0c, 0, 1, 0, 1];
+        let hit = c.lookup(t0, &key, 8, &pointer).unwrap();
+        assert_eq!(hit[2..], m[2..]);
+        assert_eq!(c.stats().hits, 2);
     }
 }
