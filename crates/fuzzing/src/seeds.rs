@@ -729,6 +729,21 @@ fn dns_seeds(out: &mut Vec<Seed>) {
         .advance(3500)
         .advance(3500);
     out.push(seed("dns_server", "forwarding", fwd.finish()));
+
+    // The cache of forwarded answers: an answer with a TTL of 300 s, then the same question
+    // (another id, other letter case, over UDP and TCP) answered from it; then it ages.
+    let mut cache = DnsScript::new();
+    let answer = [
+        0xc0, 12, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 93, 184, 215, 14,
+    ];
+    cache
+        .query(false, &dns_query(20, "cached.example.com", 1, None))
+        .answer(0, 0, 1, &answer)
+        .query(false, &dns_query(21, "CACHED.example.com", 1, None))
+        .advance(60_000)
+        .query(true, &dns_query(22, "cached.example.COM", 1, None))
+        .query(false, &dns_query(23, "cached.example.com", 1, Some(1232)));
+    out.push(seed("dns_server", "cache", cache.finish()));
 }
 
 /// What kind of PPP frame `frame` is: its protocol field (after an optional FF 03, one byte
