@@ -12,7 +12,8 @@
 //!   MINIMUM field; without a SOA they are not cached at all (§5: "SHOULD NOT be cached").
 //!   Capped at [`MAX_NEGATIVE_TTL`] (§5 recommends one to three hours).
 //! - Never cached: truncated answers, other response codes (SERVFAIL, REFUSED...), a TTL of
-//!   0, answers larger than [`MAX_CACHED_MESSAGE`].
+//!   0, answers larger than [`MAX_CACHED_MESSAGE`], answers that do not decode whole (they are
+//!   relayed once, as they came, but not served again).
 //!
 //! The cache is full at its capacity: an expired entry goes first, else the least recently
 //! used. The scan is over at most the capacity (150), once per answer stored.
@@ -20,7 +21,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::Query;
+use hickory_proto::op::{Message, Query};
 
 /// dnsmasq's default `cache-size`.
 pub const DEFAULT_CACHE_SIZE: usize = 150;
@@ -168,6 +169,11 @@ impl Cache {
         else {
             return;
         };
+        // Relayed once as it came is the upstream's business; served again from here it is
+        // ours: only answers that decode whole are kept (dnsmasq too caches parsed records).
+        if Message::from_vec(bytes).is_err() {
+            return;
+        }
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             self.make_room(now);
         }

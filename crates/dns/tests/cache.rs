@@ -437,3 +437,25 @@ fn a_cached_answer_larger_than_the_clients_limit_is_truncated() {
     assert_ne!(bytes[2] & 0x02, 0, "TC");
     assert_eq!(s.stats().cache_hits, 1);
 }
+
+#[test]
+fn an_answer_that_does_not_decode_is_relayed_but_not_kept() {
+    let t0 = Instant::now();
+    let mut s = server(150);
+    let Some(Action::Forward { bytes: fwd, .. }) =
+        s.handle_query(t0, &query(1, "bad.example.test", 1, None), guest())
+    else {
+        panic!()
+    };
+    // An A record whose RDATA is 0 octets long: the record walk is fine, the A is not.
+    let mut up = answer(&fwd, Reply::A(300));
+    let n = up.len();
+    up[n - 6..n - 4].copy_from_slice(&[0, 0]);
+    up.truncate(n - 4);
+    assert!(matches!(
+        s.handle_upstream_response(t0, &up, sa(UP)),
+        Some(Action::Reply { .. })
+    ));
+    let (_, fwd) = resolve(&mut s, t0, 2, "bad.example.test", None, Reply::A(300));
+    assert!(fwd, "a broken answer was served from the cache");
+}
