@@ -112,6 +112,15 @@ pub struct Counters {
     /// and inside one (sequence window, undecryptable, ...).
     pub gre_dropped: BTreeMap<String, u64>,
     pub reloads: u64,
+    /// Refusals by the abuse limits, by reason (`conn_rate`, `source_locked`, ...).
+    #[serde(default)]
+    pub abuse_refusals: BTreeMap<String, u64>,
+    /// Lockouts started, by scope (`user`, `source`).
+    #[serde(default)]
+    pub lockouts: BTreeMap<String, u64>,
+    /// Sessions hung up because the same user started a new one (single-session replace).
+    #[serde(default)]
+    pub sessions_replaced: u64,
 }
 
 /// One session as `virtgate sessions` lists it.

@@ -2,6 +2,7 @@
 //! client. This binary is the tokio glue over the sans-IO crates: TUN, raw GRE socket, TCP 1723,
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
+mod abuse;
 mod cli;
 mod control;
 mod daemon;
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                     ip_down: args.ip_down.clone(),
                 },
                 networks: None,
+                abuse: args.abuse.limits(),
             };
             let rt = runtime()?;
             rt.block_on(async move {

@@ -246,6 +246,28 @@ pub fn render_metrics(s: &Status) -> String {
         "Failed authentications.",
         &one(c.auth_failures),
     );
+    let abuse: Vec<&str> = crate::abuse::Refusal::ALL
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    metric(
+        "virtgate_abuse_refusals_total",
+        "counter",
+        "Connections, calls, logins and sessions refused by the abuse limits, by reason.",
+        &by("reason", &abuse, &c.abuse_refusals),
+    );
+    metric(
+        "virtgate_lockouts_total",
+        "counter",
+        "Lockouts started after repeated failed logins, by scope (account: a user name; address: a source address).",
+        &by("scope", &["account", "address"], &c.lockouts),
+    );
+    metric(
+        "virtgate_sessions_replaced_total",
+        "counter",
+        "Sessions hung up because their user started a new one (single-session replace).",
+        &one(c.sessions_replaced),
+    );
     metric(
         "virtgate_bytes_total",
         "counter",
@@ -429,6 +451,9 @@ mod tests {
                 tx_packets: 2,
                 gre_dropped: [("unknown_call".to_string(), 9)].into(),
                 reloads: 1,
+                abuse_refusals: [("conn_rate".to_string(), 6)].into(),
+                lockouts: [("account".to_string(), 2)].into(),
+                sessions_replaced: 3,
             },
         };
         let m = render_metrics(&s);
@@ -446,6 +471,11 @@ mod tests {
             "virtgate_gre_dropped_total{reason=\"session\"} 0",
             "virtgate_build_info{version=\"1.2.3\"} 1",
             "virtgate_reloads_total 1",
+            "virtgate_abuse_refusals_total{reason=\"conn_rate\"} 6",
+            "virtgate_abuse_refusals_total{reason=\"account_locked\"} 0",
+            "virtgate_lockouts_total{scope=\"account\"} 2",
+            "virtgate_lockouts_total{scope=\"address\"} 0",
+            "virtgate_sessions_replaced_total 3",
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line}:\n{m}");
         }
@@ -453,7 +483,7 @@ mod tests {
         let types = m.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = m.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 11);
+        assert_eq!(types, 14);
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();
             assert!(v.parse::<u64>().is_ok(), "{l}");

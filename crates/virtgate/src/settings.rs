@@ -69,6 +69,64 @@ pub struct Settings {
     pub noipparam: bool,
 }
 
+/// Abuse limits (issue 7), set by `virtgate daemon` flags; every limit is on by default and
+/// `0` turns it off. The defaults leave normal use alone: several clients behind one NAT
+/// address, a client reconnecting at once, a few dozen dial-ins from one address in a burst.
+/// See docs/security.md for how each is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// Failed authentications of one user name within `fail_window` that lock it out.
+    pub user_failures: u32,
+    /// Failed authentications from one source address within `fail_window` that lock it out.
+    pub source_failures: u32,
+    /// The sliding window failures are counted in.
+    pub fail_window: Duration,
+    /// How long a lockout lasts (zero: no lockouts at all).
+    pub lockout: Duration,
+    /// New control connections per minute from one source address (the sustained rate).
+    pub conn_rate_per_min: u32,
+    /// New control connections one source address may open at once before the rate applies.
+    pub conn_burst: u32,
+    /// Sessions (authenticated, starting or up) at a time, all users together.
+    pub max_sessions: u32,
+    /// Sessions of one user name at a time.
+    pub max_sessions_per_user: u32,
+    /// What a second session of a user does to the first.
+    pub single_session: SingleSession,
+    /// Addresses and user names tracked per table (failures, rates); beyond it the idlest are
+    /// forgotten, so a flood from many sources cannot grow memory without bound.
+    pub max_tracked: usize,
+}
+
+/// accel-ppp's `single-session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SingleSession {
+    /// A user may have several sessions (up to `max_sessions_per_user`).
+    #[default]
+    Off,
+    /// A user's second session is refused while the first is on.
+    Deny,
+    /// A user's new session replaces the old one, which is hung up politely.
+    Replace,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        AbuseLimits {
+            user_failures: 5,
+            source_failures: 20,
+            fail_window: Duration::from_secs(600),
+            lockout: Duration::from_secs(600),
+            conn_rate_per_min: 60,
+            conn_burst: 40,
+            max_sessions: 1000,
+            max_sessions_per_user: 10,
+            single_session: SingleSession::Off,
+            max_tracked: 65_536,
+        }
+    }
+}
+
 /// The per-session time limits (`idle`, `maxconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
