@@ -633,9 +633,9 @@ mod tests {
             session_verdict(&l, 1000, &[]),
             SessionVerdict::Refuse(Refusal::MaxSessions)
         );
-        let ten: Vec<u16> = (1..=10).collect();
+        let many: Vec<u16> = (1..=64).collect();
         assert_eq!(
-            session_verdict(&l, 10, &ten),
+            session_verdict(&l, 64, &many),
             SessionVerdict::Refuse(Refusal::MaxSessionsUser)
         );
         let per_user = AbuseLimits {

@@ -237,8 +237,8 @@ pub struct AbuseArgs {
     /// Sessions at a time, all users together.
     #[arg(long, value_name = "N", default_value = "1000", value_parser = limit_count)]
     pub max_sessions: u32,
-    /// Sessions of one user name at a time.
-    #[arg(long, value_name = "N", default_value = "10", value_parser = limit_count)]
+    /// Sessions of one user name at a time (high by default: accounts shared by a team).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = limit_count)]
     pub max_sessions_per_user: u32,
     /// A user's second session: allowed (off), refused (deny), or it replaces the first, which
     /// is hung up politely (replace).

@@ -120,7 +120,7 @@ impl Default for AbuseLimits {
             conn_rate_per_min: 60,
             conn_burst: 40,
             max_sessions: 1000,
-            max_sessions_per_user: 10,
+            max_sessions_per_user: 64,
             single_session: SingleSession::Off,
             max_tracked: 65_536,
         }
