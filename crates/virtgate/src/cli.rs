@@ -190,6 +190,12 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub abuse: AbuseArgs,
+
+    /// Keep every capability after start-up. By default only CAP_NET_ADMIN, CAP_NET_RAW and
+    /// CAP_NET_BIND_SERVICE stay (also for nft, ovs-vsctl and the ip-up/ip-down hooks); use this
+    /// when a hook needs more.
+    #[arg(long)]
+    pub keep_capabilities: bool,
 }
 
 /// A count where `0` or `off` turns the limit off.

@@ -156,6 +156,8 @@ pub struct Options {
     pub networks: Option<crate::networks::Handle>,
     /// Lockouts, connection rate, session limits.
     pub abuse: AbuseLimits,
+    /// Keep only CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE once everything is bound.
+    pub drop_capabilities: bool,
 }
 
 /// Counters since start; live sessions' traffic is added when asked.
@@ -286,6 +288,9 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     };
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(DaemonError::Signal)?;
+    if opts.drop_capabilities {
+        crate::caps::log_drop();
+    }
     // Listeners are bound and the firewall (the caller's) is up: tell systemd.
     ops::sd_notify("READY=1");
     let mut gre_buf = vec![0u8; BUF_LEN];

@@ -3,6 +3,7 @@
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
 mod abuse;
+mod caps;
 mod cli;
 mod control;
 mod daemon;
@@ -64,6 +65,7 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                 },
                 networks: None,
                 abuse: args.abuse.limits(),
+                drop_capabilities: !args.keep_capabilities,
             };
             let rt = runtime()?;
             rt.block_on(async move {
