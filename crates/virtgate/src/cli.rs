@@ -54,6 +54,10 @@ pub enum Command {
     /// `port add|del|list`, `qemu-ifup`, `qemu-ifdown`: guests' ports (ports.rs).
     #[command(flatten)]
     Ports(crate::ports::PortsCommand),
+    /// Print the NT hash of a password as a chap-secrets secret (`nthash:<32 hex>`), to store
+    /// instead of the password. Reads the password from standard input (not echoed on a
+    /// terminal); it works with MS-CHAPv1/v2 and PAP, not CHAP-MD5.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,6 +417,10 @@ mod tests {
         assert_eq!(s.user.as_deref(), Some("bob"));
         assert!(Cli::try_parse_from(["virtgate", "config", "check", "--pptpd-conf", "x"]).is_ok());
         assert!(Cli::try_parse_from(["virtgate", "reload"]).is_ok());
+        assert!(matches!(
+            Cli::try_parse_from(["virtgate", "hash-password"]).map(|c| c.command),
+            Ok(Command::HashPassword)
+        ));
         let c = Cli::try_parse_from(["virtgate", "daemon", "--metrics", "127.0.0.1:9723"]).unwrap();
         let Command::Daemon(d) = c.command else {
             panic!("not daemon")

@@ -284,7 +284,14 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
             }
             s
         };
-    Settings::new(args, &conf, ppp, secrets)
+    let s = Settings::new(args, &conf, ppp, secrets)?;
+    for who in s.nt_hash_users_without_chap_md5() {
+        tracing::warn!(
+            "{who}: the secret is an NT hash, which CHAP-MD5 (allowed by the options) cannot \
+             use: this user can log in with MS-CHAP or PAP only"
+        );
+    }
+    Ok(s)
 }
 
 impl Settings {
@@ -415,12 +422,35 @@ impl Settings {
 
     /// The secret of `client`, or `None` (unknown user, or a line that allows no address:
     /// pppd refuses those too).
-    pub fn secret_for(&self, client: &str) -> Option<String> {
+    pub fn secret_for(&self, client: &str) -> Option<virtgate_ppp::auth::Secret> {
         let e = self.entry(client)?;
         if e.addrs.is_none() {
             return None;
         }
-        Some(e.secret.clone())
+        Some(match e.nt_hash {
+            Some(h) => virtgate_ppp::auth::Secret::NtHash(h),
+            None => virtgate_ppp::auth::Secret::Plain(e.secret.clone()),
+        })
+    }
+
+    /// When the options let clients use CHAP-MD5: `FILE:LINE: USER` of every chap-secrets line
+    /// whose secret is an NT hash (CHAP-MD5 needs the password; those users must use MS-CHAP
+    /// or PAP).
+    pub fn nt_hash_users_without_chap_md5(&self) -> Vec<String> {
+        if !self
+            .server_session_config()
+            .auth
+            .methods
+            .contains(&AuthMethod::ChapMd5)
+        {
+            return Vec::new();
+        }
+        self.secrets
+            .entries()
+            .iter()
+            .filter(|e| e.nt_hash.is_some())
+            .map(|e| format!("{}:{}: {}", self.secrets.path().display(), e.line, e.client))
+            .collect()
     }
 
     /// The address chap-secrets pins for `client`, if any.
@@ -583,6 +613,14 @@ pub fn stop_reason_shutdown() -> virtgate_pptp::control::StopReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plaintext of a secret (`None` for none or a hash).
+    fn plain(s: Option<virtgate_ppp::auth::Secret>) -> Option<String> {
+        match s? {
+            virtgate_ppp::auth::Secret::Plain(p) => Some(p),
+            _ => None,
+        }
+    }
     use std::path::PathBuf;
 
     fn settings(conf: &str, opts: &str, secrets: &str) -> Settings {
@@ -690,14 +728,14 @@ mod tests {
             uplink: None,
         };
         let s = load(&args).unwrap();
-        assert_eq!(s.secret_for("ann").as_deref(), Some("pw"));
+        assert_eq!(plain(s.secret_for("ann")).as_deref(), Some("pw"));
         // An explicit flag wins.
         let other = dir.join("other");
         std::fs::write(&other, "bob pptpd pb *\n").unwrap();
         args.chap_secrets = other;
         let s = load(&args).unwrap();
         assert_eq!(s.secret_for("ann"), None);
-        assert_eq!(s.secret_for("bob").as_deref(), Some("pb"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -762,10 +800,10 @@ mod tests {
              user3 * secret3 192.168.0.150\n\
              user4 pptpd secret4 -\n",
         );
-        assert_eq!(s.secret_for("user1").as_deref(), Some("password1"));
+        assert_eq!(plain(s.secret_for("user1")).as_deref(), Some("password1"));
         assert_eq!(s.secret_for("user2"), None, "line for another server");
         assert_eq!(s.secret_for("nobody"), None);
-        assert_eq!(s.secret_for("user3").as_deref(), Some("secret3"));
+        assert_eq!(plain(s.secret_for("user3")).as_deref(), Some("secret3"));
         assert_eq!(
             s.pinned_address("user3"),
             Some(Ipv4Addr::new(192, 168, 0, 150))
@@ -783,13 +821,40 @@ mod tests {
     }
 
     #[test]
+    fn nt_hash_secrets_reach_the_authenticator_as_hashes() {
+        let h = "5835048ce94ad0564e29a924a03510ef";
+        let s = settings(
+            SEED_CONF,
+            SEED_OPTS,
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        let Some(virtgate_ppp::auth::Secret::NtHash(x)) = s.secret_for("ann") else {
+            panic!("not a hash")
+        };
+        assert_eq!(x, virtgate_ppp::mschap::nt_password_hash("password1"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
+        assert_eq!(s.nt_hash_users_without_chap_md5(), Vec::<String>::new());
+        // Options that allow CHAP-MD5: the hashed users are named (the daemon warns).
+        let s = settings(
+            SEED_CONF,
+            "name pptpd\nrequire-chap\nrequire-mschap-v2\n",
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        assert_eq!(s.nt_hash_users_without_chap_md5().len(), 1);
+        assert!(s.nt_hash_users_without_chap_md5()[0].contains(":1: ann"));
+    }
+
+    #[test]
     fn strip_domain_drops_a_windows_domain_prefix() {
         let s = settings(
             SEED_CONF,
             &format!("{SEED_OPTS}chapms-strip-domain\n"),
             "user1 pptpd password1 *\n",
         );
-        assert_eq!(s.secret_for("CORP\\user1").as_deref(), Some("password1"));
+        assert_eq!(
+            plain(s.secret_for("CORP\\user1")).as_deref(),
+            Some("password1")
+        );
         let s = settings(SEED_CONF, SEED_OPTS, "user1 pptpd password1 *\n");
         assert_eq!(s.secret_for("CORP\\user1"), None);
     }
