@@ -552,6 +552,16 @@ impl AuthScript {
         };
         self
     }
+    /// The daemon answers with the NT hash of `secret` (chap-secrets `nthash:`).
+    pub fn secret_hashed(&mut self, secret: &str) -> &mut Self {
+        let b = &secret.as_bytes()[..secret.len().min(255)];
+        self.0
+            .u8(auth_op::SECRET)
+            .u8(0x81)
+            .u8(u8::try_from(b.len()).unwrap_or(u8::MAX))
+            .raw(b);
+        self
+    }
     pub fn jump(&mut self) -> &mut Self {
         self.0.u8(auth_op::JUMP);
         self

@@ -491,6 +491,14 @@ fn ppp_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
                 s.finish(),
             ));
         }
+        // The right password stored as its NT hash (CHAP-MD5 must refuse it).
+        let mut s = AuthScript::new(true, method, false, ch[1], &ch_value);
+        s.reply(rsp[0], &rsp[4..]).secret_hashed("password1").jump();
+        out.push(seed(
+            "ppp_auth",
+            format!("{stem}-server-right-secret-nthash"),
+            s.finish(),
+        ));
         // The client, with the capture's peer challenge as entropy: its response is the
         // captured one, and the captured Success must verify (mutual authentication).
         let peer_challenge = if method == 0 {
@@ -1176,6 +1184,8 @@ mod tests {
         }
         let auth = |n: &str| auth_outcome(&seed_bytes("ppp_auth", &format!("{stem}-{n}")));
         assert_eq!(auth("server-right-secret"), Some(true));
+        // The same password stored as its NT hash: the captured MS-CHAPv2 response verifies.
+        assert_eq!(auth("server-right-secret-nthash"), Some(true));
         assert_eq!(auth("server-wrong-secret"), Some(false));
         assert_eq!(auth("server-unknown-user"), Some(false));
         // The client recomputes the captured response and verifies pppd's S=.
@@ -1190,6 +1200,14 @@ mod tests {
                 "chap-md5-no-mppe-server-right-secret"
             )),
             Some(true)
+        );
+        // CHAP-MD5 cannot use a hash: refused.
+        assert_eq!(
+            auth_outcome(&seed_bytes(
+                "ppp_auth",
+                "chap-md5-no-mppe-server-right-secret-nthash"
+            )),
+            Some(false)
         );
         for (name, up) in [
             ("mschapv2-mppe128", true),
