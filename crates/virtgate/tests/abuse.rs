@@ -1,6 +1,6 @@
 //! Abuse limits (issue 7, "Abuse limits") as namespace tests against the real daemon (root):
 //! failed-login lockouts per user name and per source address, the new-connection rate per
-//! source address, the per-user session limit and single-session replace. Each test builds its
+//! source address, the per-user session limit and single-session deny and replace. Each test builds its
 //! own namespaces with `virtgate-testnet`; every packet stays inside them.
 
 mod common;
@@ -310,5 +310,38 @@ fn single_session_replace_hangs_up_the_old_session_politely() {
     assert!(ping.status.success(), "{ping:?}\n{}", d.log());
     assert!(addr.starts_with("192.168.0."), "{addr}");
     hang_up(new);
+    stop(d);
+}
+
+#[test]
+fn single_session_deny_refuses_the_second_session_of_a_user() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new("a-deny");
+    let (conf, secrets) = write_config(
+        &dir,
+        "remoteip 192.168.0.100-200\n",
+        "",
+        "ann pptpd pa *\nbob pptpd pb *\n",
+    );
+    let server = Netns::new("asrv");
+    let client = Netns::new("acli");
+    server.link_to(&client, "vs0", "10.97.10.1/24", "vc0", "10.97.10.2/24");
+    let d = daemon_with(&server, &conf, &secrets, &["--single-session", "deny"]);
+    let (first, _) = dial_up(&client, "10.97.10.1", "ann", "pa", "vgd0", &d);
+    let log = dial_fails(&client, "10.97.10.1", "ann", "pa", "vgd1");
+    assert!(log.contains("already has a session"), "{log}");
+    // Another user is not affected, and the first session is still up.
+    let (b, _) = dial_up(&client, "10.97.10.1", "bob", "pb", "vgd2", &d);
+    let ping = client.sh("ping -c 2 -i 0.2 -W 2 -I vgd0 192.168.0.1");
+    assert!(ping.status.success(), "{ping:?}\n{}", d.log());
+    let s = status(&conf);
+    assert_eq!(counter(&s, "abuse_refusals", "single_session"), 1, "{s}");
+    // Once the first hangs up, the user gets in again.
+    hang_up(first);
+    let (again, _) = dial_up(&client, "10.97.10.1", "ann", "pa", "vgd1", &d);
+    hang_up(again);
+    hang_up(b);
     stop(d);
 }
