@@ -1,7 +1,7 @@
 //! Abuse limits (issue 7, "Abuse limits") as namespace tests against the real daemon (root):
 //! failed-login lockouts per user name and per source address, the new-connection rate per
-//! source address, the per-user session limit and single-session deny and replace. Each test builds its
-//! own namespaces with `virtgate-testnet`; every packet stays inside them.
+//! source address, the per-user session limit, single-session deny and replace. Each test
+//! builds its own namespaces with `virtgate-testnet`; every packet stays inside them.
 
 mod common;
 
