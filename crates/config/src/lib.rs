@@ -57,4 +57,4 @@ pub use ppp_options::{
     LcpOptions, MppePolicy, PapOptions, PppOptions,
 };
 pub use pptpd_conf::PptpdConf;
-pub use toml_file::{ConfigFile, DaemonSection, NetworksSection};
+pub use toml_file::{ConfigFile, DaemonSection, LimitsSection, NetworksSection};
