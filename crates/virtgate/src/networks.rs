@@ -935,40 +935,7 @@ impl Handle {
 
 // ---- control protocol ------------------------------------------------------------------------
 
-/// A `virtgate net ...` command (`{"cmd":"net","net":"start","name":"default"}` on the socket).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "net", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum NetRequest {
-    /// `virsh net-list --all`.
-    List,
-    /// `virsh net-start NAME`.
-    Start { name: String },
-    /// `virsh net-destroy NAME`.
-    Stop { name: String },
-    /// `virsh net-define FILE`: the file's text, read by the client; `origin` names it in
-    /// errors.
-    Define { xml: String, origin: PathBuf },
-    /// `virsh net-undefine NAME`.
-    Undefine { name: String },
-    /// `virsh net-autostart [--disable] NAME`: start it with the daemon (or not).
-    Autostart { name: String, enable: bool },
-    /// `virsh net-dumpxml [--inactive] NAME`.
-    Dumpxml {
-        name: String,
-        #[serde(default)]
-        inactive: bool,
-    },
-    /// `virsh net-dhcp-leases NAME`.
-    Leases { name: String },
-    /// `virsh net-update NAME COMMAND SECTION XML --live --config`.
-    Update {
-        name: String,
-        command: String,
-        section: String,
-        xml: String,
-    },
-}
+pub use virtgate_control::NetRequest;
 
 /// The daemon's answer to a [`NetRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,26 +71,22 @@ async fn control_conn(stream: UnixStream, tx: mpsc::UnboundedSender<ControlMsg>)
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     loop {
-        let mut line = String::new();
+        let mut line = Vec::new();
         let n = match (&mut rd)
             .take(control::MAX_LINE as u64)
-            .read_line(&mut line)
+            .read_until(b'\n', &mut line)
             .await
         {
             Ok(n) => n,
-            Err(_) => return, // not UTF-8 or the peer went away
+            Err(_) => return, // the peer went away
         };
         if n == 0 {
             return;
         }
-        if !line.ends_with('\n') && n >= control::MAX_LINE {
-            let r = Response::Error {
-                message: format!("request longer than {} bytes", control::MAX_LINE),
-            };
-            let _ = wr.write_all(control::encode(&r).as_bytes()).await;
-            return;
-        }
-        let resp = match control::decode::<Request>(&line) {
+        let complete = line.ends_with(b"\n");
+        let too_long = !complete && n >= control::MAX_LINE;
+        // The parser the fuzz target `control_request` runs (virtgate-control).
+        let resp = match control::parse_request_line(&line, complete) {
             Ok(req) => ask(&tx, req).await,
             Err(message) => Response::Error { message },
         };
@@ -98,6 +94,7 @@ async fn control_conn(stream: UnixStream, tx: mpsc::UnboundedSender<ControlMsg>)
             .write_all(control::encode(&resp).as_bytes())
             .await
             .is_err()
+            || too_long
         {
             return;
         }
@@ -245,6 +242,28 @@ pub fn render_metrics(s: &Status) -> String {
         "counter",
         "Failed authentications.",
         &one(c.auth_failures),
+    );
+    let abuse: Vec<&str> = crate::abuse::Refusal::ALL
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    metric(
+        "virtgate_abuse_refusals_total",
+        "counter",
+        "Connections, calls, logins and sessions refused by the abuse limits, by reason.",
+        &by("reason", &abuse, &c.abuse_refusals),
+    );
+    metric(
+        "virtgate_lockouts_total",
+        "counter",
+        "Lockouts started after repeated failed logins, by scope (account: a user name; address: a source address).",
+        &by("scope", &["account", "address"], &c.lockouts),
+    );
+    metric(
+        "virtgate_sessions_replaced_total",
+        "counter",
+        "Sessions hung up because their user started a new one (single-session replace).",
+        &one(c.sessions_replaced),
     );
     metric(
         "virtgate_bytes_total",
@@ -517,6 +536,9 @@ mod tests {
                 tx_packets: 2,
                 gre_dropped: [("unknown_call".to_string(), 9)].into(),
                 reloads: 1,
+                abuse_refusals: [("conn_rate".to_string(), 6)].into(),
+                lockouts: [("account".to_string(), 2)].into(),
+                sessions_replaced: 3,
             },
             networks: vec![crate::control::NetworkStatus {
                 name: "de\"fault".into(),
@@ -569,6 +591,11 @@ mod tests {
             "virtgate_gre_dropped_total{reason=\"session\"} 0",
             "virtgate_build_info{version=\"1.2.3\"} 1",
             "virtgate_reloads_total 1",
+            "virtgate_abuse_refusals_total{reason=\"conn_rate\"} 6",
+            "virtgate_abuse_refusals_total{reason=\"account_locked\"} 0",
+            "virtgate_lockouts_total{scope=\"account\"} 2",
+            "virtgate_lockouts_total{scope=\"address\"} 0",
+            "virtgate_sessions_replaced_total 3",
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line}:\n{m}");
         }
@@ -576,7 +603,7 @@ mod tests {
         let types = m.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = m.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 11 + NETWORK_METRICS.len());
+        assert_eq!(types, 14 + NETWORK_METRICS.len());
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();
             assert!(v.parse::<u64>().is_ok(), "{l}");
