@@ -320,13 +320,29 @@ pub struct ReloadPlan {
     stored: Vec<virtgate_vnet::StoredNetwork>,
 }
 
+/// What [`start`] ended with.
+pub enum Startup {
+    /// Every network asked for runs (or was logged as not started) and the firewall is up.
+    Running(Handle),
+    /// A stop signal arrived during start-up: everything started so far (bridges, taps, DHCP
+    /// and DNS, the table, `ip_forward`) is stopped again. Holds the signal's name.
+    Interrupted(&'static str),
+}
+
+/// The name of the stop signal received so far, if any (`SIGTERM`, `SIGINT`): set by the
+/// caller's signal handlers, read by [`start`] between networks.
+pub type StopSignal = tokio::sync::watch::Receiver<Option<&'static str>>;
+
 /// Start-up: the networks of `plan`, then the firewall from `firewall` (given the networks'
 /// parts; it returns the active firewall and the PPTP parts, or `None` for `--no-firewall`).
-/// On error everything started is stopped again.
+/// On error everything started is stopped again; so it is when `stop` says a stop signal
+/// arrived (checked before each network and around the firewall: one network's start is a
+/// few netlink requests and socket binds, and is let finish rather than cut in half).
 pub async fn start(
     plan: Plan,
     firewall: impl FnOnce(Vec<Part>) -> Result<Option<(fw::Active, Vec<Part>)>, DaemonError>,
-) -> Result<Handle, DaemonError> {
+    stop: StopSignal,
+) -> Result<Startup, DaemonError> {
     let mut nets = Networks {
         _lock: lock_state_dir(&plan.state_dir)?,
         store: Store::open(&plan.state_dir).map_err(NetworksError::from)?,
@@ -344,9 +360,22 @@ pub async fn start(
         state_dir: plan.state_dir.clone(),
         no_default_network: plan.no_default,
     };
-    if let Err(e) = nets.start_planned(&plan).await {
+    let started = nets.start_planned(&plan, &stop).await;
+    let interrupted = |nets: &Networks| {
+        let signal = (*stop.borrow())?;
+        tracing::info!(
+            networks = nets.running.len(),
+            "{signal} during start-up: stopping what was started"
+        );
+        Some(signal)
+    };
+    if let Err(e) = started {
         nets.shutdown().await;
         return Err(e.into());
+    }
+    if let Some(signal) = interrupted(&nets) {
+        nets.shutdown().await;
+        return Ok(Startup::Interrupted(signal));
     }
     match firewall(nets.parts()) {
         Ok(Some((active, pptp))) => {
@@ -363,6 +392,10 @@ pub async fn start(
             return Err(e);
         }
     }
+    if let Some(signal) = interrupted(&nets) {
+        nets.shutdown().await;
+        return Ok(Startup::Interrupted(signal));
+    }
     nets.known = nets
         .store
         .list()
@@ -370,21 +403,27 @@ pub async fn start(
         .into_iter()
         .map(|s| s.def.name)
         .collect();
-    Ok(Handle {
+    Ok(Startup::Running(Handle {
         nets: Arc::new(Mutex::new(nets)),
         args: Arc::new(args),
-    })
+    }))
 }
 
 impl Networks {
-    async fn start_planned(&mut self, plan: &Plan) -> Result<(), NetworksError> {
+    /// Starts the planned networks in order; returns early (without error) once `stop` says
+    /// a stop signal arrived, leaving the rest unstarted.
+    async fn start_planned(&mut self, plan: &Plan, stop: &StopSignal) -> Result<(), NetworksError> {
+        let stopped = || stop.borrow().is_some();
         for (path, def) in &plan.files {
+            if stopped() {
+                return Ok(());
+            }
             let def = self.store.define(def.clone(), &self.links).await?;
             self.launch(def).await.inspect_err(|_| {
                 tracing::error!(file = %path.display(), "network from --network-xml did not start");
             })?;
         }
-        if plan.builtin_default {
+        if plan.builtin_default && !stopped() {
             // Nobody asked for it explicitly, so it never stops the PPTP server: one warning.
             if let Err(e) = self.start_builtin_default().await {
                 let hint = if e.is_taken() {
@@ -400,6 +439,9 @@ impl Networks {
             }
         }
         for stored in self.store.list()? {
+            if stopped() {
+                return Ok(());
+            }
             let name = stored.def.name.clone();
             if !stored.autostart
                 || self.running.contains_key(&name)
