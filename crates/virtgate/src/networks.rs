@@ -661,27 +661,21 @@ impl Networks {
     fn list(&self) -> Result<Vec<NetInfo>, NetworksError> {
         let mut out: BTreeMap<String, NetInfo> = BTreeMap::new();
         for s in self.store.list()? {
+            let active = self.running.contains_key(&s.def.name);
             out.insert(
                 s.def.name.clone(),
-                NetInfo {
-                    name: s.def.name.clone(),
-                    active: self.running.contains_key(&s.def.name),
-                    autostart: s.autostart,
-                    persistent: true,
-                    bridge: s.def.bridge.name.clone(),
-                },
+                NetInfo::of(&s.def, active, s.autostart, true),
             );
         }
         for (name, net) in &self.running {
+            // The running definition has the generated bridge name.
+            let running = NetInfo::of(&net.def(), true, false, false);
             out.entry(name.clone())
-                .and_modify(|i| i.bridge = Some(net.bridge().to_string()))
-                .or_insert_with(|| NetInfo {
-                    name: name.clone(),
-                    active: true,
-                    autostart: false,
-                    persistent: false,
-                    bridge: Some(net.bridge().to_string()),
-                });
+                .and_modify(|i| {
+                    i.bridge = running.bridge.clone();
+                    i.direct = running.direct.clone();
+                })
+                .or_insert(running);
         }
         Ok(out.into_values().collect())
     }
@@ -1033,7 +1027,53 @@ pub struct NetInfo {
     pub active: bool,
     pub autostart: bool,
     pub persistent: bool,
+    /// The bridge guests attach to; `None` for macvtap networks (libvirt's `net-info` prints
+    /// no `Bridge:` line for them) and for a network whose bridge name is generated at start.
     pub bridge: Option<String>,
+    /// macvtap ("direct") networks: the mode and the pool of parent devices, as
+    /// `<forward mode dev>` and `<interface dev>` in `net dumpxml`. Absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectInfo>,
+}
+
+/// The macvtap side of a network in `net list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectInfo {
+    /// `bridge`, `vepa`, `private` or `passthrough`.
+    pub mode: String,
+    /// The parent devices guests' macvtaps are created on, in the definition's order.
+    pub devices: Vec<String>,
+}
+
+impl NetInfo {
+    /// The row of `def`.
+    fn of(def: &NetworkDef, active: bool, autostart: bool, persistent: bool) -> NetInfo {
+        let direct = match def.forward.as_ref() {
+            Some(f) if def.uses_macvtap() => Some(DirectInfo {
+                mode: f.mode.as_str().to_string(),
+                devices: f.interfaces.clone(),
+            }),
+            _ => None,
+        };
+        NetInfo {
+            name: def.name.clone(),
+            active,
+            autostart,
+            persistent,
+            bridge: def.bridge.name.clone().filter(|_| direct.is_none()),
+            direct,
+        }
+    }
+
+    /// The `Bridge` cell of `net list`: the bridge, or for a macvtap network its devices and
+    /// mode (`eth0,eth1 (macvtap vepa)`).
+    fn attaches_to(&self) -> String {
+        match (&self.direct, &self.bridge) {
+            (Some(d), _) => format!("{} (macvtap {})", d.devices.join(","), d.mode),
+            (None, Some(b)) if !b.is_empty() => b.clone(),
+            (None, _) => "-".into(),
+        }
+    }
 }
 
 /// One lease in `net leases` (virsh net-dhcp-leases columns).
@@ -1257,7 +1297,7 @@ pub fn list_table(nets: &[NetInfo]) -> String {
                 if n.active { "active" } else { "inactive" }.to_string(),
                 yes(n.autostart),
                 yes(n.persistent),
-                n.bridge.clone().unwrap_or_else(|| "-".into()),
+                n.attaches_to(),
             ]
         })
         .collect();
@@ -1321,6 +1361,9 @@ pub fn utc_time(epoch_secs: u64) -> String {
 pub fn response_text(r: &NetResponse) -> String {
     match r {
         NetResponse::List { networks } => list_table(networks),
+        NetResponse::Started { name, bridge } if bridge.is_empty() => {
+            format!("Network {name} started\n")
+        }
         NetResponse::Started { name, bridge } => {
             format!("Network {name} started (bridge {bridge})\n")
         }
@@ -1657,11 +1700,78 @@ mod tests {
             autostart: false,
             persistent: true,
             bridge: Some("virbr0".into()),
+            direct: None,
         }]);
         assert_eq!(
             t.lines().nth(2),
             Some(" default   active   no          yes          virbr0")
         );
+    }
+
+    fn def(xml: &str) -> NetworkDef {
+        NetworkDef::parse(xml, Path::new("t.xml"))
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn net_list_shows_the_device_pool_of_a_macvtap_network() {
+        let pool = def(
+            "<network>\n  <name>direct</name>\n  <forward mode='vepa'>\n    \
+             <interface dev='eth0'/>\n    <interface dev='eth1'/>\n  </forward>\n</network>\n",
+        );
+        let one = def(
+            "<network>\n  <name>pt</name>\n  <forward mode='passthrough' dev='eth2'/>\n</network>\n",
+        );
+        let nat = def(
+            "<network>\n  <name>lab</name>\n  <bridge name='vg0'/>\n  <forward mode='nat'/>\n  \
+             <ip address='10.9.0.1' prefix='24'/>\n</network>\n",
+        );
+        let rows = [
+            NetInfo::of(&pool, true, false, true),
+            NetInfo::of(&one, false, true, true),
+            NetInfo::of(&nat, true, false, false),
+        ];
+        assert_eq!(rows[0].bridge, None);
+        assert_eq!(
+            rows[0].direct,
+            Some(DirectInfo {
+                mode: "vepa".into(),
+                devices: vec!["eth0".into(), "eth1".into()],
+            })
+        );
+        assert_eq!(rows[2].direct, None);
+        assert_eq!(rows[2].bridge.as_deref(), Some("vg0"));
+        let t = list_table(&rows);
+        let lines: Vec<&str> = t.lines().map(str::trim_end).collect();
+        assert!(lines[2].ends_with("  eth0,eth1 (macvtap vepa)"), "{t}");
+        assert!(lines[3].ends_with("  eth2 (macvtap passthrough)"), "{t}");
+        assert!(lines[4].ends_with("  vg0"), "{t}");
+        // --json: bridge networks keep the shape they had (no `direct` key); macvtap ones
+        // gain it, and a reader that knows no `direct` still reads them.
+        let nat_json = serde_json::to_value(&rows[2]).unwrap();
+        assert!(nat_json.get("direct").is_none(), "{nat_json}");
+        let pool_json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(pool_json["direct"]["devices"][1], "eth1");
+        assert!(pool_json["bridge"].is_null());
+        let old: NetInfo = serde_json::from_str(
+            r#"{"name":"a","active":true,"autostart":false,"persistent":true,"bridge":"b"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.direct, None);
+    }
+
+    #[test]
+    fn started_text_names_a_bridge_only_when_there_is_one() {
+        let r = |bridge: &str| {
+            response_text(&NetResponse::Started {
+                name: "n".into(),
+                bridge: bridge.into(),
+            })
+        };
+        assert_eq!(r("vg0"), "Network n started (bridge vg0)\n");
+        assert_eq!(r(""), "Network n started\n");
     }
 
     #[test]
