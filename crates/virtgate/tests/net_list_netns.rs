@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{write_config, Proc, TempDir, BIN};
+use common::{add_veths, write_config, Proc, TempDir, BIN};
 use virtgate_testnet::{require_root, Netns};
 
 #[test]
@@ -15,19 +15,7 @@ fn net_list_of_a_running_macvtap_network_shows_its_devices() {
         return;
     }
     let ns = Netns::new("netlist");
-    for p in ["up0", "up1"] {
-        ns.ip(&[
-            "link",
-            "add",
-            p,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &format!("{p}x"),
-        ]);
-        ns.ip(&["link", "set", p, "up"]);
-    }
+    add_veths(&ns, &["up0", "up1"]);
     let dir = TempDir::new("netlist");
     let (conf, secrets) =
         write_config(&dir, "remoteip 192.168.0.100-200\n", "", "u\tpptpd\tp\t*\n");

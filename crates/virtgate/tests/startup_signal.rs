@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{write_config, Proc, TempDir};
+use common::{add_dead_end_uplink, write_config, Proc, TempDir};
 use virtgate_testnet::{require_root, Netns};
 
 /// Networks per daemon: enough that start-up is still going when the first bridge appears.
@@ -19,19 +19,7 @@ const NETWORKS: u8 = 24;
 /// A namespace with an uplink and a default route (the PPTP firewall part needs an uplink).
 fn host_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);
-    ns.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
-    ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
-    ns.ip(&["link", "set", "up0p", "up"]);
-    ns.ip(&["link", "set", "up0", "up"]);
-    ns.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-        "dev",
-        "up0",
-    ]);
+    add_dead_end_uplink(&ns);
     ns
 }
 
@@ -109,21 +97,32 @@ fn assert_exited_clean(ns: &Netns, d: &mut Proc, forward_before: &str) {
     assert_eq!(ip_forward(ns), forward_before, "ip_forward not restored");
 }
 
-fn signal_once_the_first_bridge_exists(sig: &str, tag: &str) {
-    let ns = host_ns(tag);
-    let dir = TempDir::new(tag);
-    let args = daemon_args(&dir);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let forward_before = ip_forward(&ns);
-    let mut d = Proc::spawn(&ns, &args, "info");
+/// Waits (polling every 2 ms) until the daemon has created its first bridge.
+fn wait_first_bridge(ns: &Netns, d: &mut Proc) {
     let end = Instant::now() + Duration::from_secs(20);
-    while bridges(&ns).is_empty() {
+    while bridges(ns).is_empty() {
         assert!(Instant::now() < end, "no bridge appeared:\n{}", d.log());
         if let Ok(Some(st)) = d.child.try_wait() {
             panic!("daemon exited ({st}) before its first bridge:\n{}", d.log());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A daemon with [`NETWORKS`] networks spawned in a fresh namespace, and `ip_forward` before.
+fn spawn_daemon(tag: &str) -> (Netns, TempDir, Proc, String) {
+    let ns = host_ns(tag);
+    let dir = TempDir::new(tag);
+    let args = daemon_args(&dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let forward_before = ip_forward(&ns);
+    let d = Proc::spawn(&ns, &args, "info");
+    (ns, dir, d, forward_before)
+}
+
+fn signal_once_the_first_bridge_exists(sig: &str, tag: &str) {
+    let (ns, _dir, mut d, forward_before) = spawn_daemon(tag);
+    wait_first_bridge(&ns, &mut d);
     d.signal(sig);
     assert_exited_clean(&ns, &mut d, &forward_before);
     // The signal came while networks were starting, and that is what the log says.
@@ -178,12 +177,7 @@ fn sigterm_again_and_again_from_spawn_leaves_nothing() {
     if !require_root() {
         return;
     }
-    let ns = host_ns("sigterm-storm");
-    let dir = TempDir::new("sigterm-storm");
-    let args = daemon_args(&dir);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let forward_before = ip_forward(&ns);
-    let mut d = Proc::spawn(&ns, &args, "info");
+    let (ns, _dir, mut d, forward_before) = spawn_daemon("sigterm-storm");
     let end = Instant::now() + Duration::from_secs(30);
     while !sigterm_held(d.child.id()) {
         assert!(Instant::now() < end, "SIGTERM never held:\n{}", d.log());
@@ -203,17 +197,8 @@ fn sighup_while_networks_start_is_ignored() {
     if !require_root() {
         return;
     }
-    let ns = host_ns("sighup-start");
-    let dir = TempDir::new("sighup-start");
-    let args = daemon_args(&dir);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let forward_before = ip_forward(&ns);
-    let mut d = Proc::spawn(&ns, &args, "info");
-    let end = Instant::now() + Duration::from_secs(20);
-    while bridges(&ns).is_empty() {
-        assert!(Instant::now() < end, "no bridge appeared:\n{}", d.log());
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let (ns, _dir, mut d, forward_before) = spawn_daemon("sighup-start");
+    wait_first_bridge(&ns, &mut d);
     d.signal("HUP");
     assert!(
         d.wait_count("virtgate PPTP server up", 1, Duration::from_secs(30)),
