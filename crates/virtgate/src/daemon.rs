@@ -168,7 +168,10 @@ struct Stats {
 struct Engine {
     settings: Arc<Settings>,
     ctrls: HashMap<ConnId, Ctrl>,
-    calls: SessionTable<Call>,
+    /// Boxed: a `Call` is ~4.5 KB (the PPP session with its MPPE state), and a hash table
+    /// keeps its values inline in a power-of-two array whose every page gets touched; boxed,
+    /// 10,000 sessions cost their own size, not the table's spare capacity too.
+    calls: SessionTable<Box<Call>>,
     call_ids: CallIdAllocator,
     pool: ClientAddresses,
     timers: Timers<TimerKey>,
@@ -391,7 +394,9 @@ impl Engine {
         let (mut rd, wr) = stream.into_split();
         let tx = self.input_tx.clone();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
+            // Control messages are at most 220 octets: a small buffer per connection (10,000
+            // connections, issue 8), refilled in a loop when more is queued.
+            let mut buf = vec![0u8; 1024];
             loop {
                 match rd.read(&mut buf).await {
                     Ok(0) => {
@@ -571,7 +576,7 @@ impl Engine {
         self.calls.insert(
             local,
             peer,
-            Call {
+            Box::new(Call {
                 conn,
                 peer_call_id,
                 link: Link::new(chan, session, peer, self.settings.mss),
@@ -585,7 +590,7 @@ impl Engine {
                 dns: [None, None],
                 local: None,
                 failure: None,
-            },
+            }),
         );
         self.drive_call(local, now);
     }
@@ -596,7 +601,7 @@ impl Engine {
             let Some(e) = self.calls.get_mut(id) else {
                 return;
             };
-            e.value.link.flush(now, &self.gre, &mut self.scratch);
+            e.value.link.flush(now, &*self.gre, &mut self.scratch);
             let Some(ev) = e.value.link.poll_event() else {
                 break;
             };
@@ -740,7 +745,7 @@ impl Engine {
         self.call_ids.release(id);
         let mut call = e.value;
         // Send what the session still has queued (e.g. its Terminate-Ack).
-        call.link.flush(now, &self.gre, &mut self.scratch);
+        call.link.flush(now, &*self.gre, &mut self.scratch);
         if let Some(ip) = e.tunnel_ip {
             self.routes.del(ip);
             if call.proxy_arp {
@@ -866,7 +871,7 @@ impl Engine {
             self.tun_no_session += 1;
             return;
         };
-        if e.value.link.send_ip(now, buf, n, &self.gre) {
+        if e.value.link.send_ip(now, buf, n, &*self.gre) {
             e.value.last_data = now;
         }
         let t = e.value.link.next_timeout();

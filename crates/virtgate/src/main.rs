@@ -6,6 +6,7 @@ mod cli;
 mod control;
 mod daemon;
 mod dial;
+mod dial_load;
 mod error;
 mod fw;
 mod link;
@@ -97,6 +98,8 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             );
             Ok(())
         }
+        // Load mode runs its own epoll loop on this thread (no tokio: one engine, no tasks).
+        Command::Dial(args) if args.load.load.is_some() => dial_load::run(&args),
         Command::Dial(args) => runtime()?.block_on(dial::run(args)),
         Command::Status(a) => {
             let r = control::request(&a.socket.socket, &Request::Status)?;

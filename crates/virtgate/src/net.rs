@@ -75,7 +75,34 @@ impl GreSocket {
     }
 }
 
-fn set_pmtudisc_dont(s: &Socket) -> io::Result<()> {
+impl crate::link::GreTx for GreSocket {
+    fn send_gre(&self, pkt: &[u8], peer: Ipv4Addr) -> io::Result<()> {
+        self.send_to(pkt, peer)
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (10,000 sessions need 10,000 TCP
+/// sockets; distributions start services with a soft limit of 1,024). Returns the new limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r.rlim_cur < r.rlim_max {
+        r.rlim_cur = r.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(r.rlim_cur)
+}
+
+pub(crate) fn set_pmtudisc_dont(s: &Socket) -> io::Result<()> {
     let v: libc::c_int = libc::IP_PMTUDISC_DONT;
     // SAFETY: setsockopt with a valid fd, a pointer to a c_int and its size.
     let r = unsafe {
