@@ -95,6 +95,10 @@ lcp-echo-failure 4
     sleep 0.2
   done
   cpu_s1="$(cpu_seconds "$dpid")"
+  # Where slow set-ups come from: SYNs or connections the server's listen queue dropped,
+  # retransmitted segments (1 s initial RTO), on either side.
+  log "server: $(in_ns "$SRV" nstat -az TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop TcpRetransSegs 2>/dev/null | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
+  log "client: $(in_ns "$CLI" nstat -az TcpRetransSegs TcpExtTCPSynRetrans 2>/dev/null | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
   local dial_cpu_setup
   dial_cpu_setup="$(cpu_seconds "$lpid")"
   # Let the last set-ups' stragglers (acks, echo replies) and the route worker settle.

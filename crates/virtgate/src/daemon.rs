@@ -200,6 +200,16 @@ struct StopState {
 /// Runs the server until SIGTERM/SIGINT. The firewall is the caller's business.
 pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     let settings = Arc::new(settings);
+    // One TCP socket per session: 10,000 sessions need more than the usual soft limit of 1,024.
+    match net::raise_nofile_limit() {
+        Ok(n) if (n as usize) < settings.connections + 64 => tracing::warn!(
+            limit = n,
+            connections = settings.connections,
+            "the open-file limit is below `connections`: raise LimitNOFILE (systemd) or ulimit -n"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
     let tun =
         net::create_tun(&settings.tun, settings.local_ip, None, settings.mtu).map_err(|e| {
             DaemonError::Tun {
@@ -214,12 +224,10 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     let routes = Routes::start(ifindex).map_err(DaemonError::Netlink)?;
     let gre = Rc::new(GreSocket::open(settings.listen).map_err(DaemonError::GreSocket)?);
     let bind = SocketAddr::from((settings.listen.unwrap_or(Ipv4Addr::UNSPECIFIED), 1723));
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|e| DaemonError::Listen {
-            addr: bind,
-            source: e,
-        })?;
+    let listener = net::tcp_listener(bind).map_err(|e| DaemonError::Listen {
+        addr: bind,
+        source: e,
+    })?;
     let control = crate::control::bind(&opts.socket).map_err(|e| DaemonError::ControlSocket {
         path: opts.socket.clone(),
         source: e,

@@ -81,6 +81,19 @@ impl crate::link::GreTx for GreSocket {
     }
 }
 
+/// The PPTP listener, with a deep accept queue: clients that connect in bursts (thousands
+/// redialling after an outage, bench/sessions.sh) otherwise overflow it, and each dropped
+/// connection costs its client a 1 s SYN retransmission. The kernel caps the backlog at
+/// `net.core.somaxconn` (4096 by default).
+pub fn tcp_listener(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SockAddr::from(addr))?;
+    s.listen(4096)?;
+    tokio::net::TcpListener::from_std(s.into())
+}
+
 /// Raises the soft limit on open files to the hard limit (10,000 sessions need 10,000 TCP
 /// sockets; distributions start services with a soft limit of 1,024). Returns the new limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
