@@ -16,6 +16,9 @@
 #   VIRTGATE_BIN=path bench/sessions.sh         use this binary instead of building one
 #   DAEMON_ARGS="--flag ..." bench/sessions.sh  extra daemon flags
 #
+# Every session comes from one address as one user: the daemon runs with its abuse limits on
+# connections per address and sessions (total, per user) turned off.
+#
 # Namespaces, processes and temporary files are removed on exit, whatever happens.
 set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -76,7 +79,8 @@ lcp-echo-failure 4
   spawn "$SRV" "$dir/daemon.log" "$BIN" daemon --no-firewall \
     --pptpd-conf "$dir/pptpd.require.conf" --chap-secrets "$dir/chap-secrets" \
     --socket "$dir/ctl.sock" --state-dir "$dir/state" --no-default-network \
-    --tun vgbpptp0 --log-level warn $DAEMON_ARGS
+    --tun vgbpptp0 --log-level warn \
+    --conn-rate off --max-sessions off --max-sessions-per-user off $DAEMON_ARGS
   dpid=$SPAWNED_PID
   wait_for 10 listening_1723 "$SRV" || die "daemon did not listen: $(cat "$dir/daemon.log")"
   sleep 0.5

@@ -15,6 +15,7 @@
 //! a seed corpus.
 
 pub mod config;
+pub mod control;
 pub mod input;
 pub mod net;
 pub mod ppp;
@@ -22,8 +23,9 @@ pub mod pptp;
 pub mod seeds;
 
 pub use config::{
-    config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf,
+    config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf, config_toml,
 };
+pub use control::control_request;
 pub use net::{dhcp_lease_engine, dhcp_leasefile, dns_server};
 pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
 pub use pptp::{
@@ -62,6 +64,7 @@ targets!(
     config_ppp_options,
     config_chap_secrets,
     config_libvirt_network,
+    config_toml,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,
@@ -70,6 +73,7 @@ targets!(
     dhcp_lease_engine,
     dhcp_leasefile,
     dns_server,
+    control_request,
 );
 
 /// The target called `name`.

@@ -242,6 +242,7 @@ replay_tests!(
     config_ppp_options,
     config_chap_secrets,
     config_libvirt_network,
+    config_toml,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,
@@ -250,6 +251,7 @@ replay_tests!(
     dhcp_lease_engine,
     dhcp_leasefile,
     dns_server,
+    control_request,
 );
 
 #[test]

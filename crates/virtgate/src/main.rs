@@ -2,7 +2,10 @@
 //! client. This binary is the tokio glue over the sans-IO crates: TUN, raw GRE socket, TCP 1723,
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
+mod abuse;
+mod caps;
 mod cli;
+mod conffile;
 mod control;
 mod daemon;
 mod dial;
@@ -30,7 +33,11 @@ use error::DaemonError;
 fn main() -> ExitCode {
     // Called as virtgate-ifup@NETWORK (QEMU's script=), the binary runs `qemu-ifup`.
     let cli = Cli::parse_from(ports::wrapper_argv(std::env::args_os()));
-    init_logging(cli.log_level.as_deref());
+    let file_log = match &cli.command {
+        Command::Daemon(a) => a.config.config.as_deref().and_then(conffile::log_filter),
+        _ => None,
+    };
+    init_logging(cli.log_level.as_deref().or(file_log.as_deref()));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(DaemonError::Config(e)) => {
@@ -51,8 +58,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), DaemonError> {
     match cli.command {
-        Command::Daemon(args) => {
+        Command::Daemon(mut args) => {
             let loaded = settings::load(&args.config)?;
+            if let Some(file) = &loaded.file {
+                conffile::apply_daemon(&mut args, file);
+            }
             let plan = args.networks.read()?;
             let opts = daemon::Options {
                 config: args.config.clone(),
@@ -63,6 +73,8 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                     ip_down: args.ip_down.clone(),
                 },
                 networks: None,
+                abuse: args.abuse.limits(),
+                drop_capabilities: !args.keep_capabilities,
             };
             let rt = runtime()?;
             rt.block_on(async move {
@@ -91,6 +103,13 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             command: FirewallCommand::Show(args),
         } => {
             let loaded = settings::load(&args.config)?;
+            let mut args = args;
+            if let Some(file) = &loaded.file {
+                conffile::apply_networks(&mut args.networks, &file.networks);
+                if args.config.uplink.is_none() {
+                    args.config.uplink = file.daemon.uplink.clone();
+                }
+            }
             let networks = args.networks.read()?.planned_parts();
             print!(
                 "{}",
@@ -160,6 +179,10 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
         }
         Command::Net { command } => networks::run_command(command),
         Command::Ports(command) => ports::run(command),
+        Command::HashPassword => {
+            hash_password();
+            Ok(())
+        }
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {
@@ -167,11 +190,30 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             println!(
                 "configuration OK: {} users in {}, {} pool addresses, server address {}, MTU {}",
                 s.secrets.entries().len(),
-                a.config.chap_secrets.display(),
+                s.secrets.path().display(),
                 s.pool.len(),
                 s.local_ip,
                 s.mtu
             );
+            if let Some(file) = &s.file {
+                // The networks the file names must parse too.
+                let mut n = crate::networks::NetworkArgs {
+                    network_xml: Vec::new(),
+                    state_dir: std::path::PathBuf::from(networks::DEFAULT_STATE_DIR),
+                    no_default_network: false,
+                };
+                conffile::apply_networks(&mut n, &file.networks);
+                n.read()?;
+                println!(
+                    "networks: {} libvirt XML file(s) OK{}",
+                    n.network_xml.len(),
+                    if n.no_default_network {
+                        ""
+                    } else {
+                        ", plus the built-in default"
+                    }
+                );
+            }
             Ok(())
         }
     }
@@ -179,6 +221,46 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
 
 fn json(r: &Response) -> String {
     control::encode(r).trim_end().to_string()
+}
+
+/// `virtgate hash-password`: one line from standard input (the terminal's echo off while it is
+/// typed) → `nthash:<32 hex>` on standard output.
+fn hash_password() {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut saved: Option<libc::termios> = None;
+    if tty {
+        eprint!("Password: ");
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios the kernel filled in.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores what tcgetattr returned.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        eprintln!();
+    }
+    if let Err(e) = r {
+        eprintln!("virtgate: cannot read the password: {e}");
+        std::process::exit(1);
+    }
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        eprintln!("virtgate: empty password: type it (or pipe it) on standard input");
+        std::process::exit(1);
+    }
+    let hash = virtgate_ppp::mschap::nt_password_hash(pw);
+    println!("{}", virtgate_config::chap_secrets::nt_hash_secret(&hash));
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {

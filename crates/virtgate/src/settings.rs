@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use virtgate_config::{ChapSecrets, PppOptions, PptpdConf};
+use virtgate_config::{ChapSecrets, ConfigFile, PppOptions, PptpdConf};
 use virtgate_ppp::auth::{AuthMethod, AuthPolicy};
 use virtgate_ppp::ccp::{MppeMode, MppePolicy};
 use virtgate_ppp::fsm::FsmPolicy;
@@ -17,7 +17,7 @@ use virtgate_ppp::{Entropy, Role, SessionConfig};
 use virtgate_pptp::conn::ControlConfig;
 
 use crate::cli::{
-    AuthArg, ConfigArgs, DialArgs, MppeArg, DEFAULT_CHAP_SECRETS, DEFAULT_PPTPD_CONF,
+    AuthArg, ConfigArgs, DialArgs, MppeArg, DEFAULT_CHAP_SECRETS, DEFAULT_PPTPD_CONF, DEFAULT_TUN,
 };
 use crate::error::DaemonError;
 use crate::mss::{mss_for_mtu, DEFAULT_MSS};
@@ -67,6 +67,66 @@ pub struct Settings {
     pub proxyarp: bool,
     /// pptpd.conf `noipparam`: hooks get an empty ipparam instead of the client's address.
     pub noipparam: bool,
+    /// The virtgate.toml these settings came from (`--config`), for its daemon-wide sections.
+    pub file: Option<ConfigFile>,
+}
+
+/// Abuse limits (issue 7), set by `virtgate daemon` flags; every limit is on by default and
+/// `0` turns it off. The defaults leave normal use alone: several clients behind one NAT
+/// address, a client reconnecting at once, a few dozen dial-ins from one address in a burst.
+/// See docs/security.md for how each is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// Failed authentications of one user name within `fail_window` that lock it out.
+    pub user_failures: u32,
+    /// Failed authentications from one source address within `fail_window` that lock it out.
+    pub source_failures: u32,
+    /// The sliding window failures are counted in.
+    pub fail_window: Duration,
+    /// How long a lockout lasts (zero: no lockouts at all).
+    pub lockout: Duration,
+    /// New control connections per minute from one source address (the sustained rate).
+    pub conn_rate_per_min: u32,
+    /// New control connections one source address may open at once before the rate applies.
+    pub conn_burst: u32,
+    /// Sessions (authenticated, starting or up) at a time, all users together.
+    pub max_sessions: u32,
+    /// Sessions of one user name at a time.
+    pub max_sessions_per_user: u32,
+    /// What a second session of a user does to the first.
+    pub single_session: SingleSession,
+    /// Addresses and user names tracked per table (failures, rates); beyond it the idlest are
+    /// forgotten, so a flood from many sources cannot grow memory without bound.
+    pub max_tracked: usize,
+}
+
+/// accel-ppp's `single-session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SingleSession {
+    /// A user may have several sessions (up to `max_sessions_per_user`).
+    #[default]
+    Off,
+    /// A user's second session is refused while the first is on.
+    Deny,
+    /// A user's new session replaces the old one, which is hung up politely.
+    Replace,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        AbuseLimits {
+            user_failures: 5,
+            source_failures: 20,
+            fail_window: Duration::from_secs(600),
+            lockout: Duration::from_secs(600),
+            conn_rate_per_min: 60,
+            conn_burst: 40,
+            max_sessions: 1000,
+            max_sessions_per_user: 64,
+            single_session: SingleSession::Off,
+            max_tracked: 65_536,
+        }
+    }
 }
 
 /// The per-session time limits (`idle`, `maxconnect`).
@@ -177,8 +237,12 @@ fn log_warnings(w: &[virtgate_config::Warning]) {
     }
 }
 
-/// Reads the files (see the module docs); warnings are logged, errors returned.
+/// Reads the files (see the module docs); warnings are logged, errors returned. With
+/// `--config`, the virtgate.toml and what it names (see [`load_file`]).
 pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
+    if let Some(path) = &args.config {
+        return load_file(args, path);
+    }
     let conf = if args.pptpd_conf == Path::new(DEFAULT_PPTPD_CONF) && !args.pptpd_conf.exists() {
         tracing::info!(
             "{DEFAULT_PPTPD_CONF} not found: using built-in defaults (localip 192.168.0.1, \
@@ -206,27 +270,83 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
             );
         }
     }
-    let args = &args;
-    let secrets =
-        if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
-            tracing::warn!(
-                "{DEFAULT_CHAP_SECRETS} not found: NOBODY CAN LOG IN until it exists \
-             (one line per user: `user1 {} password1 *`)",
-                ppp.name.as_deref().unwrap_or("*")
-            );
-            ChapSecrets::parse("", &args.chap_secrets)?.value
-        } else {
-            let (s, w) = ChapSecrets::read(&args.chap_secrets)?.into_parts();
-            log_warnings(&w);
-            if s.entries().is_empty() {
-                tracing::warn!(
-                    "{}: no secrets: nobody can log in",
-                    args.chap_secrets.display()
-                );
+    let secrets = read_secrets(&args, &ppp)?;
+    let s = Settings::new(&args, &conf, ppp, secrets)?;
+    warn_nt_hashes_without_chap_md5(&s);
+    Ok(s)
+}
+
+/// The warning for chap-secrets lines holding NT hashes when the options allow CHAP-MD5.
+fn warn_nt_hashes_without_chap_md5(s: &Settings) {
+    for who in s.nt_hash_users_without_chap_md5() {
+        tracing::warn!(
+            "{who}: the secret is an NT hash, which CHAP-MD5 (allowed by the options) cannot \
+             use: this user can log in with MS-CHAP or PAP only"
+        );
+    }
+}
+
+/// `--config FILE`: pptpd.conf, the pppd options and the secrets come from the virtgate.toml
+/// (its tables, or the classic files they name); `--tun`/`--chap-secrets` given on the command
+/// line win over it. The daemon-wide sections are kept in [`Settings::file`].
+fn load_file(args: &ConfigArgs, path: &Path) -> Result<Settings, DaemonError> {
+    let (file, w) = ConfigFile::read(path)?.into_parts();
+    log_warnings(&w);
+    let mut args = args.clone();
+    if args.tun == DEFAULT_TUN {
+        if let Some(t) = &file.daemon.tun {
+            args.tun = t.clone();
+        }
+    }
+    if args.uplink.is_none() {
+        args.uplink = file.daemon.uplink.clone();
+    }
+    args.pptpd_conf = file.pptpd_source.clone();
+    let secrets = match (&file.secrets, args.chap_secrets.as_path()) {
+        (Some(s), p) if p == Path::new(DEFAULT_CHAP_SECRETS) => {
+            args.chap_secrets = s.path().to_path_buf();
+            s.clone()
+        }
+        // No secrets in the file, or --chap-secrets given: the classic lookup.
+        _ => {
+            let mut a = args.clone();
+            if let Some(p) = file.ppp.chap_secrets.clone() {
+                if a.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) {
+                    a.chap_secrets = p;
+                }
             }
-            s
-        };
-    Settings::new(args, &conf, ppp, secrets)
+            args.chap_secrets = a.chap_secrets.clone();
+            read_secrets(&a, &file.ppp)?
+        }
+    };
+    if secrets.entries().is_empty() {
+        tracing::warn!("{}: no users: nobody can log in", path.display());
+    }
+    let mut s = Settings::new(&args, &file.pptpd, file.ppp.clone(), secrets)?;
+    warn_nt_hashes_without_chap_md5(&s);
+    s.file = Some(file);
+    Ok(s)
+}
+
+/// The secrets file the arguments name (missing at the default path: nobody can log in).
+fn read_secrets(args: &ConfigArgs, ppp: &PppOptions) -> Result<ChapSecrets, DaemonError> {
+    if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
+        tracing::warn!(
+            "{DEFAULT_CHAP_SECRETS} not found: NOBODY CAN LOG IN until it exists \
+             (one line per user: `user1 {} password1 *`)",
+            ppp.name.as_deref().unwrap_or("*")
+        );
+        return Ok(ChapSecrets::parse("", &args.chap_secrets)?.value);
+    }
+    let (s, w) = ChapSecrets::read(&args.chap_secrets)?.into_parts();
+    log_warnings(&w);
+    if s.entries().is_empty() {
+        tracing::warn!(
+            "{}: no secrets: nobody can log in",
+            args.chap_secrets.display()
+        );
+    }
+    Ok(s)
 }
 
 impl Settings {
@@ -291,6 +411,7 @@ impl Settings {
             noipparam: conf.noipparam,
             ppp,
             secrets,
+            file: None,
         })
     }
 
@@ -357,12 +478,35 @@ impl Settings {
 
     /// The secret of `client`, or `None` (unknown user, or a line that allows no address:
     /// pppd refuses those too).
-    pub fn secret_for(&self, client: &str) -> Option<String> {
+    pub fn secret_for(&self, client: &str) -> Option<virtgate_ppp::auth::Secret> {
         let e = self.entry(client)?;
         if e.addrs.is_none() {
             return None;
         }
-        Some(e.secret.clone())
+        Some(match e.nt_hash {
+            Some(h) => virtgate_ppp::auth::Secret::NtHash(h),
+            None => virtgate_ppp::auth::Secret::Plain(e.secret.clone()),
+        })
+    }
+
+    /// When the options let clients use CHAP-MD5: `FILE:LINE: USER` of every chap-secrets line
+    /// whose secret is an NT hash (CHAP-MD5 needs the password; those users must use MS-CHAP
+    /// or PAP).
+    pub fn nt_hash_users_without_chap_md5(&self) -> Vec<String> {
+        if !self
+            .server_session_config()
+            .auth
+            .methods
+            .contains(&AuthMethod::ChapMd5)
+        {
+            return Vec::new();
+        }
+        self.secrets
+            .entries()
+            .iter()
+            .filter(|e| e.nt_hash.is_some())
+            .map(|e| format!("{}:{}: {}", self.secrets.path().display(), e.line, e.client))
+            .collect()
     }
 
     /// The address chap-secrets pins for `client`, if any.
@@ -525,6 +669,14 @@ pub fn stop_reason_shutdown() -> virtgate_pptp::control::StopReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plaintext of a secret (`None` for none or a hash).
+    fn plain(s: Option<virtgate_ppp::auth::Secret>) -> Option<String> {
+        match s? {
+            virtgate_ppp::auth::Secret::Plain(p) => Some(p),
+            _ => None,
+        }
+    }
     use std::path::PathBuf;
 
     fn settings(conf: &str, opts: &str, secrets: &str) -> Settings {
@@ -533,6 +685,7 @@ mod tests {
 
     fn try_settings(conf: &str, opts: &str, secrets: &str) -> Result<Settings, DaemonError> {
         let args = ConfigArgs {
+            config: None,
             pptpd_conf: PathBuf::from("pptpd.conf"),
             chap_secrets: PathBuf::from("chap-secrets"),
             tun: "vgtest0".into(),
@@ -626,20 +779,21 @@ mod tests {
         )
         .unwrap();
         let mut args = ConfigArgs {
+            config: None,
             pptpd_conf: conf,
             chap_secrets: PathBuf::from(DEFAULT_CHAP_SECRETS),
             tun: "t".into(),
             uplink: None,
         };
         let s = load(&args).unwrap();
-        assert_eq!(s.secret_for("ann").as_deref(), Some("pw"));
+        assert_eq!(plain(s.secret_for("ann")).as_deref(), Some("pw"));
         // An explicit flag wins.
         let other = dir.join("other");
         std::fs::write(&other, "bob pptpd pb *\n").unwrap();
         args.chap_secrets = other;
         let s = load(&args).unwrap();
         assert_eq!(s.secret_for("ann"), None);
-        assert_eq!(s.secret_for("bob").as_deref(), Some("pb"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -704,10 +858,10 @@ mod tests {
              user3 * secret3 192.168.0.150\n\
              user4 pptpd secret4 -\n",
         );
-        assert_eq!(s.secret_for("user1").as_deref(), Some("password1"));
+        assert_eq!(plain(s.secret_for("user1")).as_deref(), Some("password1"));
         assert_eq!(s.secret_for("user2"), None, "line for another server");
         assert_eq!(s.secret_for("nobody"), None);
-        assert_eq!(s.secret_for("user3").as_deref(), Some("secret3"));
+        assert_eq!(plain(s.secret_for("user3")).as_deref(), Some("secret3"));
         assert_eq!(
             s.pinned_address("user3"),
             Some(Ipv4Addr::new(192, 168, 0, 150))
@@ -725,13 +879,40 @@ mod tests {
     }
 
     #[test]
+    fn nt_hash_secrets_reach_the_authenticator_as_hashes() {
+        let h = "5835048ce94ad0564e29a924a03510ef";
+        let s = settings(
+            SEED_CONF,
+            SEED_OPTS,
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        let Some(virtgate_ppp::auth::Secret::NtHash(x)) = s.secret_for("ann") else {
+            panic!("not a hash")
+        };
+        assert_eq!(x, virtgate_ppp::mschap::nt_password_hash("password1"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
+        assert_eq!(s.nt_hash_users_without_chap_md5(), Vec::<String>::new());
+        // Options that allow CHAP-MD5: the hashed users are named (the daemon warns).
+        let s = settings(
+            SEED_CONF,
+            "name pptpd\nrequire-chap\nrequire-mschap-v2\n",
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        assert_eq!(s.nt_hash_users_without_chap_md5().len(), 1);
+        assert!(s.nt_hash_users_without_chap_md5()[0].contains(":1: ann"));
+    }
+
+    #[test]
     fn strip_domain_drops_a_windows_domain_prefix() {
         let s = settings(
             SEED_CONF,
             &format!("{SEED_OPTS}chapms-strip-domain\n"),
             "user1 pptpd password1 *\n",
         );
-        assert_eq!(s.secret_for("CORP\\user1").as_deref(), Some("password1"));
+        assert_eq!(
+            plain(s.secret_for("CORP\\user1")).as_deref(),
+            Some("password1")
+        );
         let s = settings(SEED_CONF, SEED_OPTS, "user1 pptpd password1 *\n");
         assert_eq!(s.secret_for("CORP\\user1"), None);
     }

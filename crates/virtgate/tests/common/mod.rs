@@ -215,10 +215,21 @@ pub fn ctl_socket(conf: &Path) -> PathBuf {
 /// Starts `virtgate daemon` in `ns` (no firewall: these tests are about the PPTP server) and
 /// waits until it listens on 1723.
 pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
+    daemon_with(ns, conf, secrets, rust_log, &[])
+}
+
+/// [`daemon`] with extra flags (e.g. the abuse limits).
+pub fn daemon_with(
+    ns: &Netns,
+    conf: &Path,
+    secrets: &Path,
+    rust_log: &str,
+    extra: &[&str],
+) -> Proc {
     let socket = ctl_socket(conf);
     // Its own state directory (leases, network definitions, the one-daemon lock).
     let state = conf.parent().unwrap().join("state");
-    let args = [
+    let mut args = vec![
         "daemon",
         "--pptpd-conf",
         conf.to_str().unwrap(),
@@ -230,6 +241,7 @@ pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
         state.to_str().unwrap(),
         "--no-firewall",
     ];
+    args.extend_from_slice(extra);
     let mut d = Proc::spawn(ns, &args, rust_log);
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
@@ -313,6 +325,30 @@ pub fn stop(mut d: Proc) -> String {
         d.log()
     );
     d.log()
+}
+
+/// `virtgate ARGS... --socket SOCKET` (from the root namespace: the socket is a file).
+pub fn ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn sessions_json(socket: &Path) -> Vec<serde_json::Value> {
+    let (ok, out, err) = ctl(socket, &["sessions", "--json"]);
+    assert!(ok, "sessions failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["v"], 1, "{out}");
+    assert_eq!(v["result"], "sessions", "{out}");
+    v["sessions"].as_array().unwrap().clone()
 }
 
 /// The number after `name=` in `line` (tracing's field format).
