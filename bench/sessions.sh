@@ -15,6 +15,7 @@
 #   CONCURRENCY=512 RATE=0 bench/sessions.sh    set-ups in flight / started per second (0: no cap)
 #   VIRTGATE_BIN=path bench/sessions.sh         use this binary instead of building one
 #   DAEMON_ARGS="--flag ..." bench/sessions.sh  extra daemon flags
+#   ABUSE_ARGS="..." bench/sessions.sh          the abuse-limit flags (default: the three below off)
 #
 # Every session comes from one address as one user: the daemon runs with its abuse limits on
 # connections per address and sessions (total, per user) turned off.
@@ -33,6 +34,10 @@ CONCURRENCY="${CONCURRENCY:-256}"
 RATE="${RATE:-0}"
 SETUP_TIMEOUT="${SETUP_TIMEOUT:-30}"
 DAEMON_ARGS="${DAEMON_ARGS:-}"
+# The abuse limits that would refuse this load (one address, one user); e.g.
+# ABUSE_ARGS="--conn-rate off --max-sessions 20000 --max-sessions-per-user off" measures the
+# daemon with a session cap on.
+ABUSE_ARGS="${ABUSE_ARGS:---conn-rate off --max-sessions off --max-sessions-per-user off}"
 
 need_root
 need_cmd python3 python3
@@ -80,7 +85,7 @@ lcp-echo-failure 4
     --pptpd-conf "$dir/pptpd.require.conf" --chap-secrets "$dir/chap-secrets" \
     --socket "$dir/ctl.sock" --state-dir "$dir/state" --no-default-network \
     --tun vgbpptp0 --log-level warn \
-    --conn-rate off --max-sessions off --max-sessions-per-user off $DAEMON_ARGS
+    $ABUSE_ARGS $DAEMON_ARGS
   dpid=$SPAWNED_PID
   wait_for 10 listening_1723 "$SRV" || die "daemon did not listen: $(cat "$dir/daemon.log")"
   sleep 0.5
