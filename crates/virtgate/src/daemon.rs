@@ -43,6 +43,8 @@ const STOP_TERMINATE_WAIT: Duration = Duration::from_millis(800);
 const STOP_TOTAL: Duration = Duration::from_millis(2500);
 /// Packets handled per readiness wake-up before looking at other sources (fairness).
 const BATCH: usize = 64;
+/// GRE packets per `recvmmsg`.
+const GRE_BATCH: usize = 16;
 
 type ConnId = u64;
 
@@ -304,7 +306,8 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     }
     // Listeners are bound and the firewall (the caller's) is up: tell systemd.
     ops::sd_notify("READY=1");
-    let mut gre_buf = vec![0u8; BUF_LEN];
+    // GRE arrives reassembled: room for the largest MRU (16384) plus headers.
+    let mut gre_batch = net::RecvBatch::new(GRE_BATCH, 16_384 + 256);
     let mut tun_buf = vec![0u8; BUF_LEN];
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(DaemonError::Signal)?;
@@ -339,10 +342,18 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
                 match r {
                     Ok(mut guard) => {
                         // Clear readiness only after the queue is drained (WouldBlock).
+                        // Up to BATCH packets, GRE_BATCH per recvmmsg.
                         let mut drained = false;
-                        for _ in 0..BATCH {
-                            match gre.try_recv(&mut gre_buf) {
-                                Ok(n) => eng.on_gre(&mut gre_buf, n, &tun),
+                        for _ in 0..BATCH / GRE_BATCH {
+                            match gre.try_recv_batch(&mut gre_batch) {
+                                Ok(n) => {
+                                    for i in 0..n {
+                                        if let Some((buf, len)) = gre_batch.packet(i) {
+                                            eng.on_gre(buf, len, &tun);
+                                        }
+                                    }
+                                    if n < GRE_BATCH { drained = true; break; }
+                                }
                                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => { drained = true; break; }
                                 Err(e) => { tracing::warn!("GRE receive failed: {e}"); break; }
                             }
