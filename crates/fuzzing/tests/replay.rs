@@ -250,6 +250,7 @@ replay_tests!(
     dhcp_lease_engine,
     dhcp_leasefile,
     dns_server,
+    radius_packet,
 );
 
 #[test]
