@@ -43,6 +43,7 @@ pub mod libvirt;
 pub mod pool;
 pub mod ppp_options;
 pub mod pptpd_conf;
+pub mod radius;
 mod words;
 
 pub use chap_secrets::{AddrRule, AllowedAddrs, ChapSecrets, Secret};
@@ -52,6 +53,7 @@ pub use libvirt::{check_overlaps, NetworkConflict, NetworkDef};
 pub use pool::{AddressPool, PoolError};
 pub use ppp_options::{
     AddrPair, AuthMethod, AuthMethods, AuthOptions, AuthPolicy, ChapOptions, FsmOptions,
-    LcpOptions, MppePolicy, PapOptions, PppOptions,
+    LcpOptions, MppePolicy, PapOptions, PppOptions, RadiusOrder, RadiusPlugin,
 };
 pub use pptpd_conf::PptpdConf;
+pub use radius::{DaeClientConfig, RadiusConfig, RadiusServer};
