@@ -37,6 +37,8 @@ use crate::pool::ClientAddresses;
 use crate::settings::{Limits, Settings};
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
 
+mod radius_hooks;
+
 /// How long a stop may take: LCP Terminate, then CDN + StopCCRQ, then we go.
 const STOP_TERMINATE_WAIT: Duration = Duration::from_millis(800);
 const STOP_TOTAL: Duration = Duration::from_millis(2500);
@@ -140,6 +142,10 @@ struct Call {
     local: Option<Ipv4Addr>,
     /// The metrics label of why a session that never came up ended.
     failure: Option<&'static str>,
+    /// What RADIUS granted (None: authenticated locally).
+    radius: Option<crate::radius::Authz>,
+    /// Per-session limits (RADIUS Session-/Idle-Timeout, CoA), else the options file's.
+    limits: Option<Limits>,
 }
 
 /// How the daemon is run beyond its configuration files.
@@ -187,6 +193,7 @@ struct Engine {
     stats: Stats,
     config: ConfigArgs,
     hooks: Hooks,
+    radius: Option<crate::radius::Radius>,
 }
 
 struct StopState {
@@ -245,6 +252,14 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         "virtgate PPTP server up"
     );
 
+    let radius = match &settings.radius {
+        Some(c) => Some(
+            crate::radius::Radius::new(c.clone(), &settings.our_name)
+                .map_err(DaemonError::Radius)?,
+        ),
+        None => None,
+    };
+    let rsocks = radius.as_ref().map(|r| r.sockets());
     let mut start = [0u8; 2];
     let _ = getrandom::fill(&mut start);
     let (input_tx, mut input_rx) = mpsc::unbounded_channel();
@@ -271,6 +286,7 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         stats: Stats::default(),
         config: opts.config,
         hooks: opts.hooks,
+        radius,
     };
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(DaemonError::Signal)?;
@@ -327,6 +343,7 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
                 }
             }
             Some(input) = input_rx.recv() => eng.on_ctrl_input(input),
+            _ = crate::radius::readable(&rsocks) => eng.radius_readable(),
             r = accept(&listener) => match r {
                 Ok((stream, addr)) => eng.on_accept(stream, addr),
                 Err(e) => tracing::warn!("accept failed: {e}"),
@@ -357,7 +374,10 @@ async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAd
 
 impl Engine {
     fn next_deadline(&self) -> Option<Instant> {
-        let t = self.timers.next();
+        let t = match (self.timers.next(), self.radius_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match &self.stop {
             None => t,
             Some(s) => {
@@ -585,6 +605,8 @@ impl Engine {
                 dns: [None, None],
                 local: None,
                 failure: None,
+                radius: None,
+                limits: None,
             },
         );
         self.drive_call(local, now);
@@ -612,6 +634,11 @@ impl Engine {
 
     /// Returns false when the call is gone.
     fn on_session_event(&mut self, id: u16, now: Instant, ev: SessionEvent) -> bool {
+        if let SessionEvent::SecretRequest { peer_name } = &ev {
+            if self.radius_secret_request(id, now, peer_name) {
+                return true;
+            }
+        }
         let settings = self.settings.clone();
         let Some(e) = self.calls.get_mut(id) else {
             return false;
@@ -644,8 +671,9 @@ impl Engine {
                 }
                 // pppd's rule: the address chap-secrets pins, else the next pool address the
                 // user's secrets line permits.
+                let framed = call.radius.as_ref().and_then(|a| a.framed_ip);
                 let r = self.pool.allocate(
-                    settings.pinned_address(&peer_name),
+                    framed.or(settings.pinned_address(&peer_name)),
                     settings.allowed_addrs(&peer_name),
                 );
                 let addr = match r {
@@ -693,7 +721,8 @@ impl Engine {
                     self.routes.proxy_arp_add(tunnel_ip);
                     e.value.proxy_arp = true;
                 }
-                let limit = limit_deadline(settings.limits(), now, now);
+                let limits = e.value.limits.unwrap_or(settings.limits());
+                let limit = limit_deadline(limits, now, now);
                 self.timers.set(TimerKey::Limit(id), limit);
                 let Some(e) = self.calls.get_mut(id) else {
                     return false;
@@ -709,6 +738,7 @@ impl Engine {
                     addresses_in_use = self.pool.in_use(),
                     "session up"
                 );
+                self.radius_up(id, now);
             }
             SessionEvent::Down { reason } => {
                 call.failure = Some(failure_label(&reason));
@@ -750,6 +780,7 @@ impl Engine {
         if let Some(a) = call.addr {
             self.pool.release(a);
         }
+        self.radius_end(id, now, reason, &call);
         let k = call.link.counters;
         let st = &mut self.stats.ended;
         st.rx_bytes += k.rx_bytes;
@@ -894,6 +925,7 @@ impl Engine {
                 TimerKey::Limit(id) => self.check_limits(id, now),
             }
         }
+        self.radius_timers(now);
     }
 
     /// pppd's `check_idle` and `connect_time_expired`: close with pppd's Terminate text, or
@@ -907,7 +939,8 @@ impl Engine {
         let Some(up) = call.up_since else {
             return;
         };
-        let expired = match limit_expiry(settings.limits(), up, call.last_data, now) {
+        let limits = call.limits.unwrap_or(settings.limits());
+        let expired = match limit_expiry(limits, up, call.last_data, now) {
             Ok(next) => {
                 self.timers.set(TimerKey::Limit(id), next);
                 return;

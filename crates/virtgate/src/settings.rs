@@ -67,6 +67,8 @@ pub struct Settings {
     pub proxyarp: bool,
     /// pptpd.conf `noipparam`: hooks get an empty ipparam instead of the client's address.
     pub noipparam: bool,
+    /// `plugin radius.so`: the radius config file's settings (with `radius-order`).
+    pub radius: Option<virtgate_config::RadiusConfig>,
 }
 
 /// The per-session time limits (`idle`, `maxconnect`).
@@ -226,7 +228,18 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
             }
             s
         };
-    Settings::new(args, &conf, ppp, secrets)
+    let radius = match &ppp.radius {
+        Some(plugin) => {
+            let (mut r, w) = virtgate_config::RadiusConfig::read(&plugin.config_file)?.into_parts();
+            log_warnings(&w);
+            r.order = plugin.order;
+            Some(r)
+        }
+        None => None,
+    };
+    let mut settings = Settings::new(args, &conf, ppp, secrets)?;
+    settings.radius = radius;
+    Ok(settings)
 }
 
 impl Settings {
@@ -289,6 +302,7 @@ impl Settings {
             maxconnect: ppp.maxconnect.filter(|d| !d.is_zero()),
             proxyarp: ppp.proxyarp,
             noipparam: conf.noipparam,
+            radius: None,
             ppp,
             secrets,
         })
