@@ -10,7 +10,8 @@
 //! NAS-IP-Address). virtgate's own keys: `dae_listen ADDR[:PORT]` (Disconnect/CoA listener,
 //! port 3799 by default; off when absent), `dae_client HOST [SECRET]` (allowed DAE clients;
 //! secret from the servers file when left out), `acct_interim_interval SECONDS` (used when the
-//! server sends no Acct-Interim-Interval). radiusclient keys that concern login programs
+//! server sends no Acct-Interim-Interval), `require_message_authenticator yes|no` (default
+//! no). radiusclient keys that concern login programs
 //! (`auth_order`, `login_tries`, `dictionary`, `seqfile`, ...) are accepted with a warning.
 //!
 //! Host names other than `localhost` are refused: the parser is pure and resolves nothing,
@@ -86,6 +87,10 @@ pub struct RadiusConfig {
     pub interim_interval: Option<Duration>,
     /// chap-secrets and RADIUS: who decides first (from the options file's `radius-order`).
     pub order: RadiusOrder,
+    /// `require_message_authenticator yes`: drop Access-Accept/-Reject without a
+    /// Message-Authenticator (FreeRADIUS >= 3.2.5 always sends one; older ones do not for
+    /// PAP/CHAP/MS-CHAP, hence the default `no`). One that is present is always checked.
+    pub require_message_authenticator: bool,
 }
 
 impl Default for RadiusConfig {
@@ -102,6 +107,7 @@ impl Default for RadiusConfig {
             dae_clients: Vec::new(),
             interim_interval: None,
             order: RadiusOrder::RadiusOnly,
+            require_message_authenticator: false,
         }
     }
 }
@@ -230,6 +236,18 @@ impl RadiusConfig {
                         return Err(err(ErrorKind::InvalidValue, format!("acct_interim_interval {s} is below 60 seconds (RFC 2869 §2.1); use 0 for none")));
                     }
                     cfg.interim_interval = (s != 0).then(|| Duration::from_secs(s));
+                }
+                "require_message_authenticator" => {
+                    cfg.require_message_authenticator = match value {
+                        "yes" => true,
+                        "no" => false,
+                        v => {
+                            return Err(err(
+                                ErrorKind::InvalidValue,
+                                format!("require_message_authenticator '{v}' is not yes or no"),
+                            ))
+                        }
+                    };
                 }
                 "nas_identifier" | "nas-identifier" => {
                     need("a name")?;

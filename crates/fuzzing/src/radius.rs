@@ -74,6 +74,7 @@ pub fn radius_packet(data: &[u8]) {
         retries: 2,
         deadtime: Duration::from_secs(10),
         max_outstanding: 8,
+        require_message_authenticator: true,
     });
     for code in [Code::AccessRequest, Code::AccountingRequest] {
         let req = Request {

@@ -51,6 +51,10 @@ pub struct ClientConfig {
     pub deadtime: Duration,
     /// Requests waiting at once (at most 256).
     pub max_outstanding: usize,
+    /// Drop Access-Accept/-Reject/-Challenge without Message-Authenticator (RFC 3579 §3.2;
+    /// the BlastRADIUS advice). One present is always checked. FreeRADIUS before 3.2.5 sends
+    /// none for PAP/CHAP/MS-CHAP.
+    pub require_message_authenticator: bool,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +65,7 @@ impl Default for ClientConfig {
             retries: 3,
             deadtime: Duration::from_secs(30),
             max_outstanding: 256,
+            require_message_authenticator: true,
         }
     }
 }
@@ -332,7 +337,8 @@ impl Client {
         };
         let p = &self.pending[pos];
         let secret = self.cfg.servers[p.server].secret.clone();
-        let require_ma = matches!(p.request.code, Code::AccessRequest);
+        let require_ma =
+            self.cfg.require_message_authenticator && matches!(p.request.code, Code::AccessRequest);
         match verify_response(bytes, &p.authenticator, &secret, require_ma) {
             Ok(packet) if response_matches(p.request.code, packet.code) => {
                 let p = self.pending.remove(pos);
@@ -483,6 +489,7 @@ mod tests {
             retries: 2,
             deadtime: Duration::from_secs(60),
             max_outstanding: 4,
+            require_message_authenticator: true,
         }
     }
 
@@ -549,6 +556,50 @@ mod tests {
         // A duplicate answer afterwards is dropped.
         c.handle_datagram(t0, addr(1812), &good);
         assert!(c.poll_event().is_none());
+    }
+
+    #[test]
+    fn message_authenticator_optional_but_checked_when_present() {
+        let t0 = Instant::now();
+        let mut e = Counter(0);
+        let mut cfg = cfg(1);
+        cfg.require_message_authenticator = false;
+        let mut c = Client::new(cfg);
+        c.send(t0, access("u"), &mut e).unwrap();
+        let t = c.poll_transmit().unwrap();
+        // A present but wrong Message-Authenticator is dropped.
+        let mut forged = answer(&t, b"secret0", Code::AccessAccept, true);
+        let req = Packet::decode(&t.bytes).unwrap();
+        // A right Response Authenticator over a wrong Message-Authenticator.
+        forged[22] ^= 1;
+        let p = Packet::decode(&forged).unwrap();
+        let resigned = {
+            let mut b = p.encode();
+            let mut copy = b.clone();
+            copy[4..20].copy_from_slice(&req.authenticator);
+            use md5::Digest;
+            let mut h = md5::Md5::new();
+            h.update(&copy);
+            h.update(b"secret0");
+            let a: [u8; 16] = h.finalize().into();
+            b[4..20].copy_from_slice(&a);
+            b
+        };
+        c.handle_datagram(t0, addr(1812), &resigned);
+        assert!(c.poll_event().is_none());
+        assert!(c
+            .stats()
+            .last_drop
+            .as_deref()
+            .unwrap()
+            .contains("Message-Authenticator"));
+        // None at all: accepted with this setting.
+        c.handle_datagram(
+            t0,
+            addr(1812),
+            &answer(&t, b"secret0", Code::AccessAccept, false),
+        );
+        assert!(matches!(c.poll_event(), Some(ClientEvent::Reply { .. })));
     }
 
     #[test]

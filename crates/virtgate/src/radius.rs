@@ -168,6 +168,7 @@ fn client_config(cfg: &RadiusConfig, servers: &[virtgate_config::RadiusServer]) 
         retries: cfg.retries,
         deadtime: cfg.deadtime,
         max_outstanding: 256,
+        require_message_authenticator: cfg.require_message_authenticator,
     }
 }
 

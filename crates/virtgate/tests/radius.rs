@@ -1,0 +1,481 @@
+//! RADIUS against Debian's FreeRADIUS (root; `freeradius` and `freeradius-utils` installed):
+//! FreeRADIUS runs inside the server namespace on loopback with a configuration this test
+//! writes (users in its `users` file, accounting to a `detail` file); `virtgate daemon` uses
+//! it through `plugin radius.so` with no chap-secrets entries at all; `virtgate dial` connects
+//! from a client namespace.
+//!
+//! Shown: MS-CHAPv2 through RADIUS with MPPE-128 from MS-MPPE-Send/Recv-Key and the address
+//! from Framed-IP-Address, ping through the tunnel; accounting Start and Stop in the detail
+//! file with the daemon's own counters; a Disconnect-Request from radclient ends the session
+//! (and one with a wrong secret or for another user does not); a wrong password is refused;
+//! a dead primary server fails over to the second and is then skipped.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use virtgate_testnet::{require_root, Netns};
+
+const SECRET: &str = "testing123";
+const DAE_SECRET: &str = "dae-secret-1";
+
+fn have_freeradius() -> bool {
+    let ok = |c: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ok("freeradius") && ok("radclient") {
+        return true;
+    }
+    eprintln!("skipped: freeradius / radclient not installed (apt-get install freeradius freeradius-utils)");
+    false
+}
+
+/// A FreeRADIUS server in a namespace; killed on drop.
+struct FreeRadius {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl FreeRadius {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("out.txt")).unwrap_or_default()
+    }
+
+    /// The records of the detail file: attribute → value (quotes removed).
+    fn detail(&self) -> Vec<HashMap<String, String>> {
+        let text = std::fs::read_to_string(self.dir.join("detail")).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut cur: Option<HashMap<String, String>> = None;
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                if let Some(c) = cur.take() {
+                    out.push(c);
+                }
+            } else if let Some(kv) = line.strip_prefix('\t') {
+                if let Some((k, v)) = kv.split_once(" = ") {
+                    cur.get_or_insert_with(HashMap::new)
+                        .insert(k.trim().into(), v.trim().trim_matches('"').into());
+                }
+            } else {
+                cur.get_or_insert_with(HashMap::new);
+            }
+        }
+        out.extend(cur);
+        out
+    }
+
+    fn wait_detail(&self, status: &str, n: usize) -> Vec<HashMap<String, String>> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let recs: Vec<_> = self
+                .detail()
+                .into_iter()
+                .filter(|r| r.get("Acct-Status-Type").map(String::as_str) == Some(status))
+                .collect();
+            if recs.len() >= n || Instant::now() > end {
+                return recs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Writes a FreeRADIUS configuration into `dir` (auth on `addr`:1812, acct on :1813) and
+/// starts `freeradius -X` in `ns`; waits until it is ready.
+fn freeradius(ns: &Netns, dir: &Path, addr: &str, users: &str) -> FreeRadius {
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        r#"prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {d}
+raddbdir = {d}
+radacctdir = {d}
+name = freeradius
+confdir = {d}
+modconfdir = {d}
+certdir = {d}
+cadir = {d}
+run_dir = {d}/run
+db_dir = {d}
+libdir = /usr/lib/freeradius
+pidfile = {d}/run/freeradius.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 1024
+hostname_lookups = no
+log {{
+	destination = stdout
+	auth = yes
+}}
+security {{
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 0
+	status_server = yes
+}}
+thread pool {{
+	start_servers = 1
+	max_servers = 4
+	min_spare_servers = 1
+	max_spare_servers = 2
+	max_requests_per_server = 0
+}}
+modules {{
+	pap {{
+	}}
+	chap {{
+	}}
+	mschap {{
+		use_mppe = yes
+		require_encryption = yes
+		require_strong = yes
+	}}
+	files {{
+		filename = {d}/users
+	}}
+	detail {{
+		filename = {d}/detail
+		permissions = 0600
+		header = "%t"
+	}}
+}}
+client nas {{
+	ipaddr = 127.0.0.1
+	secret = {SECRET}
+}}
+server default {{
+	listen {{
+		type = auth
+		ipaddr = {addr}
+		port = 1812
+	}}
+	listen {{
+		type = acct
+		ipaddr = {addr}
+		port = 1813
+	}}
+	authorize {{
+		files
+		mschap
+		chap
+		pap
+	}}
+	authenticate {{
+		Auth-Type PAP {{
+			pap
+		}}
+		Auth-Type CHAP {{
+			chap
+		}}
+		Auth-Type MS-CHAP {{
+			mschap
+		}}
+	}}
+	preacct {{
+	}}
+	accounting {{
+		detail
+	}}
+	post-auth {{
+	}}
+}}
+"#
+    );
+    std::fs::write(dir.join("radiusd.conf"), conf).unwrap();
+    std::fs::write(dir.join("users"), users).unwrap();
+    let child = ns
+        .command("sh")
+        .arg("-c")
+        .arg(format!("exec freeradius -X -d {d} > {d}/out.txt 2>&1"))
+        .spawn()
+        .expect("start freeradius");
+    let fr = FreeRadius {
+        child,
+        dir: dir.to_path_buf(),
+    };
+    let end = Instant::now() + Duration::from_secs(15);
+    while !fr.log().contains("Ready to process requests") {
+        assert!(
+            Instant::now() < end,
+            "freeradius did not start:\n{}",
+            fr.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fr
+}
+
+const USERS: &str = "user1\tCleartext-Password := \"password1\"\n\
+                     \tFramed-IP-Address = 192.168.0.150,\n\
+                     \tSession-Timeout = 3600\n\
+                     user2\tCleartext-Password := \"password2\"\n";
+
+fn ping(ns: &Netns, dev: &str, count: u32) -> u32 {
+    let out = ns.sh(&format!("ping -c {count} -i 0.2 -W 2 -I {dev} 192.168.0.1"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(',')
+        .find_map(|p| p.trim().strip_suffix(" received")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `radclient` in `ns`: sends `attrs` as a `kind` request to the daemon's DAE port; returns
+/// its output.
+fn radclient(ns: &Netns, kind: &str, attrs: &str, secret: &str) -> String {
+    let out = ns.sh(&format!(
+        "echo '{attrs}' | radclient -x -r 1 -t 2 127.0.0.1:3799 {kind} {secret} 2>&1"
+    ));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// pptpd.conf + options with `plugin radius.so`, an empty chap-secrets, radiusclient.conf.
+fn radius_config(dir: &TempDir, authservers: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let rc = dir.write(
+        "radiusclient.conf",
+        &format!(
+            "# radiusclient.conf for the test\n\
+             authserver {authservers}\n\
+             acctserver 127.0.0.1:1813\n\
+             servers {}\n\
+             radius_timeout 1\n\
+             radius_retries 2\n\
+             radius_deadtime 60\n\
+             nas-identifier vg-test\n\
+             dae_listen 127.0.0.1:3799\n\
+             dae_client 127.0.0.1 {DAE_SECRET}\n",
+            dir.path("servers").display()
+        ),
+    );
+    dir.write(
+        "servers",
+        &format!("127.0.0.1 {SECRET}\n127.0.0.2 {SECRET}\n"),
+    );
+    write_config(
+        dir,
+        "remoteip 192.168.0.100-200\n",
+        &format!("plugin radius.so\nradius-config-file {}\n", rc.display()),
+        "# users are in RADIUS only\n",
+    )
+}
+
+#[test]
+fn mschapv2_mppe_through_freeradius_with_accounting_and_disconnect() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-main");
+    let (conf, secrets) = radius_config(&dir, "127.0.0.1");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.7.1/24", "vc0", "10.98.7.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+
+    // A wrong password: Access-Reject, no link.
+    let mut bad = dial(&client, "10.98.7.1", "user1", "wrong", "vgr9");
+    let st = bad.wait(Duration::from_secs(20));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "wrong password: {st:?}\n{}\n{}",
+        bad.log(),
+        d.log()
+    );
+    assert!(
+        d.wait_count("Access-Reject", 1, Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+
+    assert!(d.wait_count("session down", 1, Duration::from_secs(5)));
+    let downs = d.count("session down");
+
+    // MS-CHAPv2 through RADIUS: MPPE-128 from the RADIUS keys, Framed-IP-Address.
+    let c = dial(&client, "10.98.7.1", "user1", "password1", "vgr0");
+    let Some(up) = c.wait_line("up ", Duration::from_secs(20)) else {
+        panic!(
+            "no `up`\n--- dial\n{}\n--- daemon\n{}\n--- freeradius\n{}",
+            c.log(),
+            d.log(),
+            fr.log()
+        );
+    };
+    assert_eq!(up_address(&up), "192.168.0.150", "{up}");
+    assert!(up.contains("mppe=128-stateless"), "{up}");
+    assert_eq!(ping(&client, "vgr0", 3), 3, "{}", d.log());
+    let start = fr.wait_detail("Start", 1);
+    assert_eq!(start.len(), 1, "{:?}\n{}", fr.detail(), fr.log());
+    let sid = start[0]["Acct-Session-Id"].clone();
+    assert_eq!(start[0]["User-Name"], "user1");
+    assert_eq!(start[0]["Framed-IP-Address"], "192.168.0.150");
+    assert_eq!(start[0]["NAS-Identifier"], "vg-test");
+    assert_eq!(start[0]["Acct-Authentic"], "RADIUS");
+
+    // Disconnect-Requests that must not end the session: wrong secret (dropped, no answer),
+    // another user (NAK, Session-Context-Not-Found).
+    let out = radclient(&server, "disconnect", "User-Name=user1", "not-the-secret");
+    assert!(!out.contains("Received"), "{out}");
+    let out = radclient(&server, "disconnect", "User-Name=user2", DAE_SECRET);
+    assert!(out.contains("Received Disconnect-NAK"), "{out}");
+    assert!(out.contains("Session-Context-Not-Found"), "{out}");
+    assert_eq!(d.count("session down"), downs, "{}", d.log());
+    assert_eq!(ping(&client, "vgr0", 2), 2, "{}", d.log());
+
+    // The right one ends it.
+    let out = radclient(
+        &server,
+        "disconnect",
+        &format!("Acct-Session-Id={sid},User-Name=user1"),
+        DAE_SECRET,
+    );
+    assert!(
+        out.contains("Received Disconnect-ACK"),
+        "{out}\n{}",
+        d.log()
+    );
+    assert!(
+        d.wait_count("session down", downs + 1, Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
+    let mut c = c;
+    let st = c.wait(Duration::from_secs(10));
+    assert!(st.is_some(), "dial still running:\n{}", c.log());
+
+    // Accounting Stop: the daemon's own counters, the cause, the same session id.
+    let stop = fr.wait_detail("Stop", 1);
+    assert_eq!(stop.len(), 1, "{:?}", fr.detail());
+    let s = &stop[0];
+    assert_eq!(s["Acct-Session-Id"], sid);
+    assert_eq!(s["Acct-Terminate-Cause"], "Admin-Reset");
+    let down = d.lines_with("session down").pop().unwrap();
+    assert!(down.contains("RADIUS Disconnect-Request"), "{down}");
+    let num = |k: &str| s[k].parse::<u64>().unwrap();
+    assert_eq!(
+        Some(num("Acct-Input-Octets")),
+        field(&down, "rx_bytes"),
+        "{down}\n{s:?}"
+    );
+    assert_eq!(
+        Some(num("Acct-Output-Octets")),
+        field(&down, "tx_bytes"),
+        "{down}"
+    );
+    assert_eq!(
+        Some(num("Acct-Input-Packets")),
+        field(&down, "rx_packets"),
+        "{down}"
+    );
+    assert_eq!(
+        Some(num("Acct-Output-Packets")),
+        field(&down, "tx_packets"),
+        "{down}"
+    );
+    assert!(num("Acct-Input-Packets") >= 5, "{s:?}");
+    assert!(num("Acct-Output-Packets") >= 5, "{s:?}");
+    assert_eq!(s["Acct-Input-Gigawords"], "0");
+    stop_daemon(d);
+}
+
+fn stop_daemon(d: Proc) {
+    let _ = stop(d);
+}
+
+#[test]
+fn dead_primary_server_fails_over_to_the_second_and_is_then_skipped() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-failover");
+    // 127.0.0.2 is on loopback but nothing listens there: the primary is silent.
+    let (conf, secrets) = radius_config(&dir, "127.0.0.2:1812,127.0.0.1:1812");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.8.1/24", "vc0", "10.98.8.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+
+    let (c, addr) = dial_up(&client, "10.98.8.1", "user2", "password2", "vgr0", &d);
+    assert!(addr.starts_with("192.168.0."), "{addr}");
+    assert_eq!(
+        d.count("RADIUS authentication server did not answer"),
+        1,
+        "{}\n{}",
+        d.log(),
+        fr.log()
+    );
+    assert!(d.log().contains("127.0.0.2:1812"), "{}", d.log());
+    hang_up(c);
+
+    // Held down: the next login goes straight to the second server.
+    let (c, _) = dial_up(&client, "10.98.8.1", "user2", "password2", "vgr1", &d);
+    assert_eq!(
+        d.count("RADIUS authentication server did not answer"),
+        1,
+        "{}",
+        d.log()
+    );
+    hang_up(c);
+    stop_daemon(d);
+}
+
+#[test]
+fn coa_session_timeout_ends_the_session_with_that_cause() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-coa");
+    let (conf, secrets) = radius_config(&dir, "127.0.0.1");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.9.1/24", "vc0", "10.98.9.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+    let (c, _) = dial_up(&client, "10.98.9.1", "user2", "password2", "vgr0", &d);
+    assert_eq!(ping(&client, "vgr0", 1), 1, "{}", d.log());
+    // An attribute virtgate does not act on: NAK, nothing changes.
+    let out = radclient(&server, "coa", "User-Name=user2,Filter-Id=std", DAE_SECRET);
+    assert!(out.contains("Received CoA-NAK"), "{out}");
+    assert!(out.contains("Unsupported-Attribute"), "{out}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.count("session down"), 0, "{}", d.log());
+    // Session-Timeout 1: the session has been up longer, so it ends now.
+    let out = radclient(
+        &server,
+        "coa",
+        "User-Name=user2,Session-Timeout=1",
+        DAE_SECRET,
+    );
+    assert!(out.contains("Received CoA-ACK"), "{out}\n{}", d.log());
+    assert!(
+        d.wait_count("session down", 1, Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
+    let stop = fr.wait_detail("Stop", 1);
+    assert_eq!(stop.len(), 1, "{:?}", fr.detail());
+    assert_eq!(
+        stop[0]["Acct-Terminate-Cause"], "Session-Timeout",
+        "{:?}",
+        stop[0]
+    );
+    drop(c);
+    stop_daemon(d);
+}
