@@ -769,23 +769,62 @@ fn access_outcome(reply: &virtgate_radius::Reply) -> AuthOutcome {
     }
 }
 
-/// Acct-Terminate-Cause for a session that ended with this log reason.
+/// Acct-Terminate-Cause (RFC 2866 §5.10) for a session that ended with this `session down`
+/// reason (the close reason and/or the Debug form of the session's DownReason).
 pub fn terminate_cause(reason: &str, stopping: bool) -> u32 {
     use attr::terminate::*;
-    let r = reason.to_ascii_lowercase();
-    if stopping {
+    let r: String = reason
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let has = |w: &str| r.contains(w);
+    if stopping || has("servershuttingdown") {
         NAS_REBOOT
-    } else if r.contains("radius disconnect") || r.contains("administrator") {
+    } else if has("radiusdisconnect") || has("administrator") {
         ADMIN_RESET
-    } else if r.contains("idle") {
+    } else if has("idletimeout") {
         IDLE_TIMEOUT
-    } else if r.contains("connect time") || r.contains("session-timeout") {
+    } else if has("connecttimeexpired") {
         SESSION_TIMEOUT
-    } else if r.contains("not responding") || r.contains("lower layer") || r.contains("echo") {
+    } else if has("peernotresponding") || has("controlconnectionclosed") {
         LOST_CARRIER
-    } else if r.contains("peer") || r.contains("terminate") || r.contains("cleared") {
+    } else if has("peerterminated") || has("callclearedbypeer") || has("lowerlayerdown") {
         USER_REQUEST
     } else {
         NAS_REQUEST
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attr::terminate::*;
+
+    #[test]
+    fn terminate_causes_from_down_reasons() {
+        for (reason, want) in [
+            ("PeerTerminated(\"User request\")", USER_REQUEST),
+            ("call cleared by peer (Some(1))", USER_REQUEST),
+            ("PeerNotResponding", LOST_CARRIER),
+            ("control connection closed", LOST_CARRIER),
+            ("Idle timeout (LocalClose(\"Link inactive\"))", IDLE_TIMEOUT),
+            (
+                "Connect time expired (LocalClose(\"Connect time expired\"))",
+                SESSION_TIMEOUT,
+            ),
+            (
+                "RADIUS Disconnect-Request (LocalClose(\"Administrator request\"))",
+                ADMIN_RESET,
+            ),
+            (
+                "terminated by administrator (LocalClose(\"x\"))",
+                ADMIN_RESET,
+            ),
+            ("MppeRequired(\"MPPE disabled\")", NAS_REQUEST),
+        ] {
+            assert_eq!(terminate_cause(reason, false), want, "{reason}");
+        }
+        assert_eq!(terminate_cause("PeerNotResponding", true), NAS_REBOOT);
     }
 }

@@ -36,7 +36,13 @@ impl Engine {
         };
         e.value.user = Some(peer_name.to_string());
         let Some(creds) = e.value.link.session.pending_credentials() else {
-            return false;
+            // A response that does not parse for the method: refused, as locally.
+            e.value
+                .link
+                .session
+                .provide_verdict(now, ExternalVerdict::Reject { message: None });
+            self.drive_call(id, now);
+            return true;
         };
         match r.authenticate(now, id, e.peer, &creds) {
             Ok(()) => {
