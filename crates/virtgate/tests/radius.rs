@@ -149,6 +149,14 @@ fn radclient(ns: &Netns, kind: &str, attrs: &str, secret: &str) -> String {
 
 /// pptpd.conf + options with `plugin radius.so`, an empty chap-secrets, radiusclient.conf.
 fn radius_config(dir: &TempDir, authservers: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    radius_config_with(dir, authservers, "")
+}
+
+fn radius_config_with(
+    dir: &TempDir,
+    authservers: &str,
+    auth_options: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let rc = dir.write(
         "radiusclient.conf",
         &format!(
@@ -169,12 +177,23 @@ fn radius_config(dir: &TempDir, authservers: &str) -> (std::path::PathBuf, std::
         "servers",
         &format!("127.0.0.1 {SECRET}\n127.0.0.2 {SECRET}\n"),
     );
-    write_config(
+    let (conf, secrets) = write_config(
         dir,
         "remoteip 192.168.0.100-200\n",
         &format!("plugin radius.so\nradius-config-file {}\n", rc.display()),
         "# users are in RADIUS only\n",
-    )
+    );
+    if !auth_options.is_empty() {
+        // Replace the seed's authentication and MPPE lines.
+        let options = dir.path("options.pptpd");
+        let text = std::fs::read_to_string(&options).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("refuse-") && !l.starts_with("require-"))
+            .collect();
+        std::fs::write(&options, format!("{}\n{auth_options}", kept.join("\n"))).unwrap();
+    }
+    (conf, secrets)
 }
 
 #[test]
@@ -379,4 +398,87 @@ fn coa_session_timeout_ends_the_session_with_that_cause() {
     );
     drop(c);
     stop_daemon(d);
+}
+
+#[test]
+fn pap_chap_and_mschapv1_through_freeradius() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-methods");
+    let (conf, secrets) = radius_config_with(&dir, "127.0.0.1", "nomppe\n");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.10.1/24", "vc0", "10.98.10.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+    let options = dir.path("options.pptpd");
+    let base = std::fs::read_to_string(&options).unwrap();
+    for (i, (auth, require)) in [
+        ("pap", "require-pap"),
+        ("chap", "require-chap"),
+        ("mschap", "require-mschap"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(&options, format!("{base}{require}\n")).unwrap();
+        let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+        let tun = format!("vgr{i}");
+        let c = Proc::spawn(
+            &client,
+            &[
+                "dial",
+                "10.98.10.1",
+                "--user",
+                "user2",
+                "--password",
+                "password2",
+                "--tun",
+                &tun,
+                "--auth",
+                auth,
+                "--mppe",
+                "refuse",
+            ],
+            "debug",
+        );
+        let Some(up) = c.wait_line("up ", Duration::from_secs(20)) else {
+            panic!("{auth}: no `up`\n{}\n{}\n{}", c.log(), d.log(), fr.log());
+        };
+        assert!(up.contains("mppe=none"), "{auth}: {up}");
+        assert_eq!(ping(&client, &tun, 1), 1, "{auth}\n{}", d.log());
+        hang_up(c);
+        // And the wrong password is refused for this method too.
+        let mut bad = Proc::spawn(
+            &client,
+            &[
+                "dial",
+                "10.98.10.1",
+                "--user",
+                "user2",
+                "--password",
+                "nope",
+                "--tun",
+                &tun,
+                "--auth",
+                auth,
+                "--mppe",
+                "refuse",
+            ],
+            "debug",
+        );
+        let st = bad.wait(Duration::from_secs(20));
+        assert!(
+            st.is_some_and(|s| !s.success()),
+            "{auth}: wrong password let in\n{}",
+            bad.log()
+        );
+        assert!(
+            d.wait_count("Access-Reject", 1, Duration::from_secs(5)),
+            "{auth}\n{}",
+            d.log()
+        );
+        assert_eq!(d.count("RADIUS Access-Accept"), 1, "{auth}\n{}", d.log());
+        stop_daemon(d);
+    }
 }
