@@ -482,3 +482,59 @@ fn pap_chap_and_mschapv1_through_freeradius() {
         stop_daemon(d);
     }
 }
+
+#[test]
+fn radius_order_local_first_and_radius_first() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-order");
+    let (conf, secrets) = radius_config(&dir, "127.0.0.1");
+    std::fs::write(&secrets, "local1 pptpd localpw *\n").unwrap();
+    let options = dir.path("options.pptpd");
+    let base = std::fs::read_to_string(&options).unwrap();
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.11.1/24", "vc0", "10.98.11.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+
+    // local-first: local1 from chap-secrets (RADIUS not asked), user2 from RADIUS.
+    std::fs::write(&options, format!("{base}radius-order local-first\n")).unwrap();
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+    let (c, _) = dial_up(&client, "10.98.11.1", "local1", "localpw", "vgr0", &d);
+    assert_eq!(d.count("asking RADIUS"), 0, "{}", d.log());
+    assert_eq!(ping(&client, "vgr0", 1), 1);
+    hang_up(c);
+    let (c, _) = dial_up(&client, "10.98.11.1", "user2", "password2", "vgr1", &d);
+    assert_eq!(d.count("asking RADIUS"), 1, "{}", d.log());
+    hang_up(c);
+    // Both were accounted, one as Local, one as RADIUS.
+    let stops = fr.wait_detail("Stop", 2);
+    let authentic: Vec<(&str, &str)> = stops
+        .iter()
+        .map(|r| (r["User-Name"].as_str(), r["Acct-Authentic"].as_str()))
+        .collect();
+    assert_eq!(
+        authentic,
+        [("local1", "Local"), ("user2", "RADIUS")],
+        "{stops:?}"
+    );
+    stop_daemon(d);
+
+    // radius-first with the only server silent: chap-secrets decides after the failover
+    // gives up; a RADIUS-only user cannot log in.
+    let rc = dir.path("radiusclient.conf");
+    let text = std::fs::read_to_string(&rc)
+        .unwrap()
+        .replace("authserver 127.0.0.1", "authserver 127.0.0.2");
+    std::fs::write(&rc, text).unwrap();
+    std::fs::write(&options, format!("{base}radius-order radius-first\n")).unwrap();
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+    let (c, _) = dial_up(&client, "10.98.11.1", "local1", "localpw", "vgr2", &d);
+    assert!(d.log().contains("chap-secrets decides"), "{}", d.log());
+    hang_up(c);
+    let mut bad = dial(&client, "10.98.11.1", "user2", "password2", "vgr3");
+    let st = bad.wait(Duration::from_secs(20));
+    assert!(st.is_some_and(|s| !s.success()), "{}", bad.log());
+    stop_daemon(d);
+}
