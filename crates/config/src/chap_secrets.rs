@@ -292,7 +292,7 @@ impl ChapSecrets {
 }
 
 /// pppd's `check_access` warning for a secrets file readable or writable by group or others.
-fn access_warning(files: &mut dyn FileSource, path: &Path) -> Option<Warning> {
+pub(crate) fn access_warning(files: &mut dyn FileSource, path: &Path) -> Option<Warning> {
     let mode = files.mode(path)?;
     (mode & 0o077 != 0).then(|| {
         Warning::new(

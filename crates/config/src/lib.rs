@@ -16,6 +16,7 @@
 //! | `/etc/pptpd.conf` | [`PptpdConf`] | poptop pptpd.conf(5), `configfile.c`, `pptpd.c` |
 //! | `/etc/ppp/options.pptpd` | [`PppOptions`] | pppd(8), `options.c`, `auth.c`, `lcp.c`, `ipcp.c`, `ccp.c`, `chap.c`, `upap.c` |
 //! | `/etc/ppp/chap-secrets` | [`ChapSecrets`] | pppd(8) "AUTHENTICATION", `auth.c` (`scan_authfile`, `set_allowed_addrs`) |
+//! | `/etc/virtgate/virtgate.toml` (all of the above in one file) | [`ConfigFile`] | `docs/configuration.md` |
 //! | libvirt network XML (`virsh net-dumpxml`) | [`NetworkDef`] | libvirt `formatnetwork.html`, `network.rng`, `network_conf.c` |
 //!
 //! ```
@@ -44,6 +45,7 @@ pub mod pool;
 pub mod ppp_options;
 pub mod pptpd_conf;
 pub mod radius;
+pub mod toml_file;
 mod words;
 
 pub use chap_secrets::{AddrRule, AllowedAddrs, ChapSecrets, Secret};
@@ -57,3 +59,4 @@ pub use ppp_options::{
 };
 pub use pptpd_conf::PptpdConf;
 pub use radius::{DaeClientConfig, RadiusConfig, RadiusServer};
+pub use toml_file::{ConfigFile, DaemonSection, NetworksSection};

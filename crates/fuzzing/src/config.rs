@@ -17,6 +17,7 @@ use virtgate_config::{
 const PPTPD_CONF: &str = "/etc/pptpd.conf";
 const OPTIONS: &str = "/etc/ppp/options.pptpd";
 const SECRETS: &str = "/etc/ppp/chap-secrets";
+const TOML: &str = "/etc/virtgate/virtgate.toml";
 /// Files a fuzz input can provide besides the main one (`file /etc/ppp/inc1`, `@/etc/ppp/inc1`).
 const INCLUDES: [&str; 3] = ["/etc/ppp/inc1", "/etc/ppp/inc2", "/etc/ppp/inc3"];
 
@@ -330,6 +331,31 @@ pub fn config_libvirt_network(data: &[u8]) {
         match def.update(section, op, fragment) {
             Ok(()) => round_trip(&def),
             Err(_) => assert_eq!(def, before, "a refused update changed the definition"),
+        }
+    }
+}
+
+/// `ConfigFile::parse_with` (input split at NUL: the virtgate.toml text, then the files it may
+/// name as `/etc/ppp/inc1`..`inc3`). Deterministic; errors and warnings located in a file that
+/// exists, at a line it has; an accepted file's users can each be found by their own names.
+pub fn config_toml(data: &[u8]) {
+    let (main, mut files, mut list) = texts(data);
+    let r = virtgate_config::ConfigFile::parse_with(&main, TOML, &mut files);
+    assert_eq!(
+        r,
+        virtgate_config::ConfigFile::parse_with(&main, TOML, &mut files.clone()),
+        "not deterministic"
+    );
+    list.push((PathBuf::from(TOML), main.clone()));
+    check_result(&r, &list);
+    let Ok(parsed) = r else { return };
+    let c = parsed.value;
+    if let Some(s) = &c.secrets {
+        for e in s.entries() {
+            assert!(
+                s.lookup(&e.client, &e.server).is_some(),
+                "user {e:?} cannot be found by its own names"
+            );
         }
     }
 }

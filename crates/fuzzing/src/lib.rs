@@ -23,7 +23,7 @@ pub mod radius;
 pub mod seeds;
 
 pub use config::{
-    config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf,
+    config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf, config_toml,
 };
 pub use net::{dhcp_lease_engine, dhcp_leasefile, dns_server};
 pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
@@ -64,6 +64,7 @@ targets!(
     config_ppp_options,
     config_chap_secrets,
     config_libvirt_network,
+    config_toml,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,

@@ -919,6 +919,26 @@ fn config_seeds(out: &mut Vec<Seed>) {
         out.push(seed("config_chap_secrets", *name, text.as_bytes().to_vec()));
     }
 
+    // virtgate.toml: inline tables, file references, a broken file.
+    let toml: &[(&str, &str)] = &[
+        (
+            "inline",
+            "[daemon]\ntun = \"vg0\"\nmetrics = \"127.0.0.1:9477\"\nfirewall = false\n\n[pptp]\nlocalip = \"10.0.0.1\"\nremoteip = [\"10.0.0.100-110\", \"10.0.0.120\"]\n\n[ppp]\nname = \"gw\"\nrequire-mschap-v2 = true\nrequire-mppe-128 = true\nms-dns = [\"10.0.0.1\", \"10.0.0.2\"]\nidle = 600\n\n[[users]]\nname = \"ann\"\nsecret = 'a \"b\" c'\nip = \"10.0.0.150\"\n\n[[users]]\nname = \"bob\"\nserver = \"gw\"\nsecret = \"x\"\nip = [\"10.0.0.0/24\", \"!10.0.0.1\"]\n\n[networks]\nxml = \"lab.xml\"\ndefault = false\n",
+        ),
+        (
+            "files",
+            "[pptp]\npptpd_conf = \"/etc/ppp/inc1\"\n[secrets]\nchap_secrets = \"/etc/ppp/inc3\"\n\0option /etc/ppp/inc2\nlocalip 10.1.0.1\nremoteip 10.1.0.5-9\n\0name srv\nrequire-mschap-v2\n\0carol srv pw *\n",
+        ),
+        (
+            "include",
+            "[ppp]\nfile = \"/etc/ppp/inc1\"\nms-dns = \"1.1.1.1\"\n\0require-mschap-v2\nrequire-mppe-128\n",
+        ),
+        ("broken", "[ppp]\nrequire-mppe-129 = true\n[[users]]\nname = \"a\"\n"),
+    ];
+    for (name, text) in toml {
+        out.push(seed("config_toml", *name, text.as_bytes().to_vec()));
+    }
+
     // libvirt network XML: the config crate's fixtures (virsh net-dumpxml output), and the
     // default network with a `net-update` fragment for each section.
     let dir =

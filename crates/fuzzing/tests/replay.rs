@@ -242,6 +242,7 @@ replay_tests!(
     config_ppp_options,
     config_chap_secrets,
     config_libvirt_network,
+    config_toml,
     ppp_frame_roundtrip,
     ppp_negotiation,
     ppp_auth,

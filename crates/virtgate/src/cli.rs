@@ -139,6 +139,11 @@ pub enum FirewallCommand {
 /// The configuration files (shared by `daemon` and `firewall show`).
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
+    /// virtgate.toml: one file that can hold everything below and the daemon's settings
+    /// (docs/configuration.md). Flags given on the command line win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// pptpd.conf; its `option` line names the pppd options file. If the default path does not
     /// exist, built-in defaults (localip 192.168.0.1, remoteip 192.168.0.100-200, MS-CHAPv2 +
     /// MPPE-128 required) are used.
@@ -150,7 +155,7 @@ pub struct ConfigArgs {
     pub chap_secrets: PathBuf,
 
     /// Name of the TUN interface carrying every session.
-    #[arg(long, value_name = "NAME", default_value = "vgpptp0")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TUN)]
     pub tun: String,
 
     /// Interface to masquerade clients toward (default: the interface of the default route).
@@ -160,6 +165,7 @@ pub struct ConfigArgs {
 
 pub const DEFAULT_PPTPD_CONF: &str = "/etc/pptpd.conf";
 pub const DEFAULT_CHAP_SECRETS: &str = "/etc/ppp/chap-secrets";
+pub const DEFAULT_TUN: &str = "vgpptp0";
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {

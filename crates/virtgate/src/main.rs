@@ -3,6 +3,7 @@
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
 mod cli;
+mod conffile;
 mod control;
 mod daemon;
 mod dial;
@@ -30,7 +31,11 @@ use error::DaemonError;
 fn main() -> ExitCode {
     // Called as virtgate-ifup@NETWORK (QEMU's script=), the binary runs `qemu-ifup`.
     let cli = Cli::parse_from(ports::wrapper_argv(std::env::args_os()));
-    init_logging(cli.log_level.as_deref());
+    let file_log = match &cli.command {
+        Command::Daemon(a) => a.config.config.as_deref().and_then(conffile::log_filter),
+        _ => None,
+    };
+    init_logging(cli.log_level.as_deref().or(file_log.as_deref()));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(DaemonError::Config(e)) => {
@@ -51,8 +56,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), DaemonError> {
     match cli.command {
-        Command::Daemon(args) => {
+        Command::Daemon(mut args) => {
             let loaded = settings::load(&args.config)?;
+            if let Some(file) = &loaded.file {
+                conffile::apply_daemon(&mut args, file);
+            }
             let plan = args.networks.read()?;
             let opts = daemon::Options {
                 config: args.config.clone(),
@@ -91,6 +99,13 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             command: FirewallCommand::Show(args),
         } => {
             let loaded = settings::load(&args.config)?;
+            let mut args = args;
+            if let Some(file) = &loaded.file {
+                conffile::apply_networks(&mut args.networks, &file.networks);
+                if args.config.uplink.is_none() {
+                    args.config.uplink = file.daemon.uplink.clone();
+                }
+            }
             let networks = args.networks.read()?.planned_parts();
             print!(
                 "{}",
@@ -165,11 +180,30 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             println!(
                 "configuration OK: {} users in {}, {} pool addresses, server address {}, MTU {}",
                 s.secrets.entries().len(),
-                a.config.chap_secrets.display(),
+                s.secrets.path().display(),
                 s.pool.len(),
                 s.local_ip,
                 s.mtu
             );
+            if let Some(file) = &s.file {
+                // The networks the file names must parse too.
+                let mut n = crate::networks::NetworkArgs {
+                    network_xml: Vec::new(),
+                    state_dir: std::path::PathBuf::from(networks::DEFAULT_STATE_DIR),
+                    no_default_network: false,
+                };
+                conffile::apply_networks(&mut n, &file.networks);
+                n.read()?;
+                println!(
+                    "networks: {} libvirt XML file(s) OK{}",
+                    n.network_xml.len(),
+                    if n.no_default_network {
+                        ""
+                    } else {
+                        ", plus the built-in default"
+                    }
+                );
+            }
             Ok(())
         }
     }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use virtgate_config::{ChapSecrets, PppOptions, PptpdConf};
+use virtgate_config::{ChapSecrets, ConfigFile, PppOptions, PptpdConf};
 use virtgate_ppp::auth::{AuthMethod, AuthPolicy};
 use virtgate_ppp::ccp::{MppeMode, MppePolicy};
 use virtgate_ppp::fsm::FsmPolicy;
@@ -17,7 +17,7 @@ use virtgate_ppp::{Entropy, Role, SessionConfig};
 use virtgate_pptp::conn::ControlConfig;
 
 use crate::cli::{
-    AuthArg, ConfigArgs, DialArgs, MppeArg, DEFAULT_CHAP_SECRETS, DEFAULT_PPTPD_CONF,
+    AuthArg, ConfigArgs, DialArgs, MppeArg, DEFAULT_CHAP_SECRETS, DEFAULT_PPTPD_CONF, DEFAULT_TUN,
 };
 use crate::error::DaemonError;
 use crate::mss::{mss_for_mtu, DEFAULT_MSS};
@@ -69,6 +69,8 @@ pub struct Settings {
     pub noipparam: bool,
     /// `plugin radius.so`: the radius config file's settings (with `radius-order`).
     pub radius: Option<virtgate_config::RadiusConfig>,
+    /// The virtgate.toml these settings came from (`--config`), for its daemon-wide sections.
+    pub file: Option<ConfigFile>,
 }
 
 /// The per-session time limits (`idle`, `maxconnect`).
@@ -179,8 +181,12 @@ fn log_warnings(w: &[virtgate_config::Warning]) {
     }
 }
 
-/// Reads the files (see the module docs); warnings are logged, errors returned.
+/// Reads the files (see the module docs); warnings are logged, errors returned. With
+/// `--config`, the virtgate.toml and what it names (see [`load_file`]).
 pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
+    if let Some(path) = &args.config {
+        return load_file(args, path);
+    }
     let conf = if args.pptpd_conf == Path::new(DEFAULT_PPTPD_CONF) && !args.pptpd_conf.exists() {
         tracing::info!(
             "{DEFAULT_PPTPD_CONF} not found: using built-in defaults (localip 192.168.0.1, \
@@ -208,38 +214,70 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
             );
         }
     }
-    let args = &args;
-    let secrets =
-        if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
-            tracing::warn!(
-                "{DEFAULT_CHAP_SECRETS} not found: NOBODY CAN LOG IN until it exists \
-             (one line per user: `user1 {} password1 *`)",
-                ppp.name.as_deref().unwrap_or("*")
-            );
-            ChapSecrets::parse("", &args.chap_secrets)?.value
-        } else {
-            let (s, w) = ChapSecrets::read(&args.chap_secrets)?.into_parts();
-            log_warnings(&w);
-            if s.entries().is_empty() {
-                tracing::warn!(
-                    "{}: no secrets: nobody can log in",
-                    args.chap_secrets.display()
-                );
-            }
-            s
-        };
-    let radius = match &ppp.radius {
-        Some(plugin) => {
-            let (mut r, w) = virtgate_config::RadiusConfig::read(&plugin.config_file)?.into_parts();
-            log_warnings(&w);
-            r.order = plugin.order;
-            Some(r)
+    let secrets = read_secrets(&args, &ppp)?;
+    Settings::new(&args, &conf, ppp, secrets)
+}
+
+/// `--config FILE`: pptpd.conf, the pppd options and the secrets come from the virtgate.toml
+/// (its tables, or the classic files they name); `--tun`/`--chap-secrets` given on the command
+/// line win over it. The daemon-wide sections are kept in [`Settings::file`].
+fn load_file(args: &ConfigArgs, path: &Path) -> Result<Settings, DaemonError> {
+    let (file, w) = ConfigFile::read(path)?.into_parts();
+    log_warnings(&w);
+    let mut args = args.clone();
+    if args.tun == DEFAULT_TUN {
+        if let Some(t) = &file.daemon.tun {
+            args.tun = t.clone();
         }
-        None => None,
+    }
+    if args.uplink.is_none() {
+        args.uplink = file.daemon.uplink.clone();
+    }
+    args.pptpd_conf = file.pptpd_source.clone();
+    let secrets = match (&file.secrets, args.chap_secrets.as_path()) {
+        (Some(s), p) if p == Path::new(DEFAULT_CHAP_SECRETS) => {
+            args.chap_secrets = s.path().to_path_buf();
+            s.clone()
+        }
+        // No secrets in the file, or --chap-secrets given: the classic lookup.
+        _ => {
+            let mut a = args.clone();
+            if let Some(p) = file.ppp.chap_secrets.clone() {
+                if a.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) {
+                    a.chap_secrets = p;
+                }
+            }
+            args.chap_secrets = a.chap_secrets.clone();
+            read_secrets(&a, &file.ppp)?
+        }
     };
-    let mut settings = Settings::new(args, &conf, ppp, secrets)?;
-    settings.radius = radius;
-    Ok(settings)
+    if secrets.entries().is_empty() {
+        tracing::warn!("{}: no users: nobody can log in", path.display());
+    }
+    let mut s = Settings::new(&args, &file.pptpd, file.ppp.clone(), secrets)?;
+    s.file = Some(file);
+    Ok(s)
+}
+
+/// The secrets file the arguments name (missing at the default path: nobody can log in).
+fn read_secrets(args: &ConfigArgs, ppp: &PppOptions) -> Result<ChapSecrets, DaemonError> {
+    if args.chap_secrets == Path::new(DEFAULT_CHAP_SECRETS) && !args.chap_secrets.exists() {
+        tracing::warn!(
+            "{DEFAULT_CHAP_SECRETS} not found: NOBODY CAN LOG IN until it exists \
+             (one line per user: `user1 {} password1 *`)",
+            ppp.name.as_deref().unwrap_or("*")
+        );
+        return Ok(ChapSecrets::parse("", &args.chap_secrets)?.value);
+    }
+    let (s, w) = ChapSecrets::read(&args.chap_secrets)?.into_parts();
+    log_warnings(&w);
+    if s.entries().is_empty() {
+        tracing::warn!(
+            "{}: no secrets: nobody can log in",
+            args.chap_secrets.display()
+        );
+    }
+    Ok(s)
 }
 
 impl Settings {
@@ -264,6 +302,17 @@ impl Settings {
             );
         }
         check_unsupported(args, conf, &ppp)?;
+        // `plugin radius.so`: its radiusclient.conf (and servers file) are read here.
+        let radius = match &ppp.radius {
+            Some(plugin) => {
+                let (mut r, w) =
+                    virtgate_config::RadiusConfig::read(&plugin.config_file)?.into_parts();
+                log_warnings(&w);
+                r.order = plugin.order;
+                Some(r)
+            }
+            None => None,
+        };
         let pool = if conf.delegate {
             // pptpd's `delegate` hands address allocation to pppd (and its radius plugin);
             // virtgate's pppd part has no other source than chap-secrets.
@@ -302,9 +351,10 @@ impl Settings {
             maxconnect: ppp.maxconnect.filter(|d| !d.is_zero()),
             proxyarp: ppp.proxyarp,
             noipparam: conf.noipparam,
-            radius: None,
+            radius,
             ppp,
             secrets,
+            file: None,
         })
     }
 
@@ -547,6 +597,7 @@ mod tests {
 
     fn try_settings(conf: &str, opts: &str, secrets: &str) -> Result<Settings, DaemonError> {
         let args = ConfigArgs {
+            config: None,
             pptpd_conf: PathBuf::from("pptpd.conf"),
             chap_secrets: PathBuf::from("chap-secrets"),
             tun: "vgtest0".into(),
@@ -640,6 +691,7 @@ mod tests {
         )
         .unwrap();
         let mut args = ConfigArgs {
+            config: None,
             pptpd_conf: conf,
             chap_secrets: PathBuf::from(DEFAULT_CHAP_SECRETS),
             tun: "t".into(),

@@ -232,3 +232,74 @@ fn control_commands_without_a_daemon_say_so() {
     assert!(out.is_empty());
     assert!(err.contains("is `virtgate daemon` running"), "{err}");
 }
+
+#[test]
+fn one_toml_file_holds_the_whole_configuration() {
+    let d = Dir::new("toml");
+    let net = d.write(
+        "lab.xml",
+        "<network><name>lab</name><bridge name='vglab0'/><ip address='10.9.0.1' \
+         netmask='255.255.255.0'/></network>\n",
+    );
+    let toml = d.write(
+        "virtgate.toml",
+        &format!(
+            "[daemon]\nuplink = \"eth7\"\n\n[pptp]\nlocalip = \"10.1.0.1\"\n\
+             remoteip = \"10.1.0.10-19\"\n\n[ppp]\nname = \"gw\"\nrequire-mschap-v2 = true\n\
+             require-mppe-128 = true\nms-dns = \"10.1.0.1\"\n\n[[users]]\nname = \"ann\"\n\
+             secret = \"pw\"\n\n[[users]]\nname = \"bob\"\nsecret = \"pw2\"\nip = \"10.1.0.15\"\n\n\
+             [networks]\nxml = [\"{net}\"]\ndefault = false\n"
+        ),
+    );
+    let (code, out, err) = run(&["config", "check", "--config", &toml]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration OK: 2 users"), "{out}");
+    assert!(out.contains(&format!("in {toml}")), "{out}");
+    assert!(
+        out.contains("10 pool addresses, server address 10.1.0.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("networks: 1 libvirt XML file(s) OK\n"),
+        "{out}"
+    );
+
+    // firewall show uses the file's pool and uplink.
+    let (code, out, err) = run(&["firewall", "show", "--config", &toml]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.1.0.10-10.1.0.19"), "{out}");
+    assert!(out.contains("\"eth7\""), "{out}");
+    assert!(out.contains("vglab0"), "{out}");
+
+    // An unknown pppd option in [ppp]: exit 2, the TOML's file:line.
+    let bad = d.write(
+        "bad.toml",
+        "[pptp]\nlocalip = \"10.1.0.1\"\n\n[ppp]\nrequire-mschap-v2 = true\nrequire-mppe-129 = true\n",
+    );
+    let (code, _, err) = run(&["config", "check", "--config", &bad]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with(&format!("{bad}:6: ")), "{err}");
+    assert!(err.contains("require-mppe-129"), "{err}");
+
+    // A broken network XML named by the file is refused too.
+    let badnet = d.write(
+        "badnet.xml",
+        "<network><name>x</name>\n<bogus/></network>\n",
+    );
+    let t2 = d.write(
+        "t2.toml",
+        &format!("[networks]\nxml = \"{badnet}\"\n[[users]]\nname = \"a\"\nsecret = \"b\"\n"),
+    );
+    let (code, _, err) = run(&["config", "check", "--config", &t2]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains(&badnet), "{err}");
+}
+
+#[test]
+fn the_sample_toml_in_contrib_is_valid() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/virtgate.toml");
+    let (code, out, err) = run(&["config", "check", "--config", sample]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration OK: 2 users"), "{out}");
+    assert!(out.contains("101 pool addresses"), "{out}");
+}

@@ -3,41 +3,14 @@
 //! the tunnel, a wrong password, a clean SIGTERM stop that leaves no interface or nftables table,
 //! and masquerading toward an "outside" namespace through an uplink.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use virtgate_testnet::{require_root, Netns};
-
-const BIN: &str = env!("CARGO_BIN_EXE_virtgate");
-
-/// A throwaway directory for the config files and transfer data.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("virtgate-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The seed's configuration, written to `dir`.
 fn seed_config(dir: &TempDir) -> (PathBuf, PathBuf) {
@@ -62,93 +35,6 @@ fn seed_config(dir: &TempDir) -> (PathBuf, PathBuf) {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
     std::fs::set_permissions(&secrets, perm).unwrap();
     (conf, secrets)
-}
-
-/// A process whose output is collected in the background; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(ns: &Netns, args: &[&str]) -> Proc {
-        let mut child = ns
-            .command(BIN)
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn virtgate");
-        let (tx, lines) = mpsc::channel();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for (stream, tag) in [
-            (Box::new(out) as Box<dyn Read + Send>, "out"),
-            (Box::new(err), "err"),
-        ] {
-            let tx = tx.clone();
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(format!("[{tag}] {line}"));
-                    if tag == "out" {
-                        let _ = tx.send(line);
-                    }
-                }
-            });
-        }
-        Proc { child, lines, log }
-    }
-
-    /// Waits for a stdout line starting with `prefix`.
-    fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
-        let end = Instant::now() + timeout;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return Some(l),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status();
-    }
-
-    /// Waits for the exit status, up to `timeout`.
-    fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(100));
-                return Some(s);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A small TCP transfer tool run with python3 inside the namespaces: `U` uploads a file and
@@ -213,12 +99,6 @@ fn nft_tables(ns: &Netns) -> String {
         .collect()
 }
 
-/// The control socket of the daemon whose pptpd.conf is `conf` (next to it: tests run in
-/// parallel and share the file system).
-fn ctl_socket(conf: &Path) -> PathBuf {
-    conf.parent().unwrap().join("ctl").join("virtgate.sock")
-}
-
 /// Each test's daemon has its own state directory: daemons sharing one refuse to start (the
 /// state directory's lock), and tests run in parallel.
 fn state_dir(conf: &Path) -> PathBuf {
@@ -242,7 +122,7 @@ fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
         "--no-default-network",
     ];
     args.extend_from_slice(extra);
-    let d = Proc::spawn(ns, &args);
+    let d = Proc::spawn(ns, &args, "debug");
     // Wait until it listens on 1723.
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
@@ -271,6 +151,7 @@ fn dial_tun(ns: &Netns, server: &str, password: &str, tun: &str) -> Proc {
             "--tun",
             tun,
         ],
+        "debug",
     )
 }
 
@@ -460,6 +341,7 @@ fn a_client_with_a_small_mru_gets_its_own_route_mtu() {
             "--mru",
             "1200",
         ],
+        "debug",
     );
     assert!(
         c.wait_line("up ", Duration::from_secs(30)).is_some(),
@@ -685,38 +567,8 @@ fn dial_as(ns: &Netns, server: &str, user: &str, password: &str, tun: &str) -> P
             "--tun",
             tun,
         ],
+        "debug",
     )
-}
-
-/// `virtgate ARGS... --socket SOCKET` (from the root namespace: the socket is a file).
-fn ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn sessions_json(socket: &Path) -> Vec<serde_json::Value> {
-    let (ok, out, err) = ctl(socket, &["sessions", "--json"]);
-    assert!(ok, "sessions failed: {err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["v"], 1, "{out}");
-    assert_eq!(v["result"], "sessions", "{out}");
-    v["sessions"].as_array().unwrap().clone()
-}
-
-fn up_address(line: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("local="))
-        .unwrap()
-        .to_string()
 }
 
 fn metric(text: &str, name: &str) -> u64 {

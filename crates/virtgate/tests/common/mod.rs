@@ -317,6 +317,30 @@ pub fn stop(mut d: Proc) -> String {
     d.log()
 }
 
+/// `virtgate ARGS... --socket SOCKET` (from the root namespace: the socket is a file).
+pub fn ctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn sessions_json(socket: &Path) -> Vec<serde_json::Value> {
+    let (ok, out, err) = ctl(socket, &["sessions", "--json"]);
+    assert!(ok, "sessions failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["v"], 1, "{out}");
+    assert_eq!(v["result"], "sessions", "{out}");
+    v["sessions"].as_array().unwrap().clone()
+}
+
 /// The number after `name=` in `line` (tracing's field format).
 pub fn field(line: &str, name: &str) -> Option<u64> {
     let key = format!("{name}=");
