@@ -583,3 +583,24 @@ mod tests {
         assert!(e.to_string().starts_with(&format!("{CONF}:2: ")), "{e}");
     }
 }
+
+#[cfg(test)]
+mod toml_tests {
+    use crate::{ConfigFile, MemoryFiles, RadiusOrder, RadiusPlugin};
+
+    #[test]
+    fn radius_plugin_in_virtgate_toml() {
+        let text = "[ppp]\nrequire-mschap-v2 = true\nplugin = \"radius.so\"\nradius-config-file = \"/etc/rc.conf\"\nradius-order = \"local-first\"\n";
+        let c =
+            ConfigFile::parse_with(text, "/etc/virtgate/virtgate.toml", &mut MemoryFiles::new())
+                .unwrap()
+                .value;
+        assert_eq!(
+            c.ppp.radius,
+            Some(RadiusPlugin {
+                config_file: "/etc/rc.conf".into(),
+                order: RadiusOrder::LocalFirst
+            })
+        );
+    }
+}
