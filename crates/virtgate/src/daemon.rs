@@ -1127,6 +1127,11 @@ impl Engine {
             "the MTU (mtu/mru/MPPE)",
             new.mtu != old.mtu || new.mss != old.mss,
         );
+        keep(
+            "RADIUS (plugin radius.so, its config file)",
+            new.radius != old.radius,
+        );
+        new.radius = old.radius.clone();
         new.tun = old.tun.clone();
         new.local_ip = old.local_ip;
         new.listen = old.listen;

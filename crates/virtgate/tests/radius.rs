@@ -128,7 +128,9 @@ fn freeradius(ns: &Netns, dir: &Path, addr: &str, users: &str) -> FreeRadius {
 const USERS: &str = "user1\tCleartext-Password := \"password1\"\n\
                      \tFramed-IP-Address = 192.168.0.150,\n\
                      \tSession-Timeout = 3600\n\
-                     user2\tCleartext-Password := \"password2\"\n";
+                     user2\tCleartext-Password := \"password2\"\n\
+                     user3\tCleartext-Password := \"password3\"\n\
+                     \tAcct-Interim-Interval = 60\n";
 
 fn ping(ns: &Netns, dev: &str, count: u32) -> u32 {
     let out = ns.sh(&format!("ping -c {count} -i 0.2 -W 2 -I {dev} 192.168.0.1"));
@@ -536,5 +538,59 @@ fn radius_order_local_first_and_radius_first() {
     let mut bad = dial(&client, "10.98.11.1", "user2", "password2", "vgr3");
     let st = bad.wait(Duration::from_secs(20));
     assert!(st.is_some_and(|s| !s.success()), "{}", bad.log());
+    stop_daemon(d);
+}
+
+#[test]
+fn interim_update_every_acct_interim_interval() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    // The shortest interval RFC 2869 §5.16 allows is 60 s: this test waits for one.
+    let dir = TempDir::new("radius-interim");
+    let (conf, secrets) = radius_config(&dir, "127.0.0.1");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.12.1/24", "vc0", "10.98.12.2/24");
+    let fr = freeradius(&server, &dir.path("fr"), "127.0.0.1", USERS);
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+    let (c, _) = dial_up(&client, "10.98.12.1", "user3", "password3", "vgr0", &d);
+    assert_eq!(ping(&client, "vgr0", 3), 3, "{}", d.log());
+    let start = fr.wait_detail("Start", 1);
+    assert_eq!(start.len(), 1, "{:?}", fr.detail());
+    let end = Instant::now() + Duration::from_secs(90);
+    let interim = loop {
+        let recs = fr.wait_detail("Interim-Update", 1);
+        if let Some(r) = recs.into_iter().next() {
+            break r;
+        }
+        assert!(
+            Instant::now() < end,
+            "no Interim-Update\n{:?}\n{}",
+            fr.detail(),
+            d.log()
+        );
+    };
+    assert_eq!(interim["Acct-Session-Id"], start[0]["Acct-Session-Id"]);
+    assert!(
+        interim["Acct-Session-Time"].parse::<u64>().unwrap() >= 60,
+        "{interim:?}"
+    );
+    assert!(
+        interim["Acct-Input-Packets"].parse::<u64>().unwrap() >= 3,
+        "{interim:?}"
+    );
+    assert!(
+        interim["Acct-Output-Packets"].parse::<u64>().unwrap() >= 3,
+        "{interim:?}"
+    );
+    hang_up(c);
+    let stop = fr.wait_detail("Stop", 1);
+    assert_eq!(stop.len(), 1, "{:?}", fr.detail());
+    assert_eq!(
+        stop[0]["Acct-Terminate-Cause"], "User-Request",
+        "{:?}",
+        stop[0]
+    );
     stop_daemon(d);
 }

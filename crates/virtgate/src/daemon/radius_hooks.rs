@@ -228,7 +228,16 @@ impl Engine {
         };
         r.forget(id);
         if call.up_since.is_some() {
-            let cause = crate::radius::terminate_cause(reason, stopping);
+            let mut cause = crate::radius::terminate_cause(reason, stopping);
+            // The control connection closed while LCP was already terminating at the peer's
+            // request (a client hanging up sends Terminate-Request, then closes): the user
+            // ended it, the carrier was not lost.
+            if cause == virtgate_radius::attr::terminate::LOST_CARRIER
+                && call.close_reason.is_none()
+                && call.link.session.state() == virtgate_ppp::Phase::Terminate
+            {
+                cause = virtgate_radius::attr::terminate::USER_REQUEST;
+            }
             r.acct_stop(now, id, counters(call), cause);
         }
     }
