@@ -169,6 +169,14 @@ impl Engine {
                         maxconnect: authz.session_timeout.or(g.maxconnect),
                     });
                 }
+                if let Some(ip) = authz.framed_ip {
+                    if !settings.firewall_pool().contains(&ip) {
+                        tracing::warn!(%peer, user, %ip,
+                            "RADIUS Framed-IP-Address is outside remoteip and chap-secrets: \
+                             virtgate's firewall rules do not name it (widen remoteip, or manage \
+                             the firewall yourself)");
+                    }
+                }
                 c.radius = Some(*authz);
                 c.link.session.provide_verdict(now, verdict);
             }
