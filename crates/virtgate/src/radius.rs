@@ -183,7 +183,13 @@ impl Radius {
             SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
             _ => local,
         };
-        let auth_sock = bind(local_for(&cfg.auth_servers[0].addr))?;
+        let Some(first) = cfg.auth_servers.first() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no RADIUS authentication server configured",
+            ));
+        };
+        let auth_sock = bind(local_for(&first.addr))?;
         let acct_sock = match cfg.acct_servers.first() {
             Some(s) => Some(bind(local_for(&s.addr))?),
             None => None,
@@ -483,10 +489,9 @@ impl Radius {
         let Some(s) = self.sessions.get(&call) else {
             return;
         };
-        let Some(client) = self.acct.as_ref() else {
+        if self.acct.is_none() {
             return;
-        };
-        let _ = client;
+        }
         let mut a = self.common(call, s.info.peer, &s.info.user);
         a.push(Attr::u32(attr::ACCT_STATUS_TYPE, status));
         a.push(Attr::new(attr::ACCT_SESSION_ID, s.id.clone().into_bytes()));
@@ -666,7 +671,6 @@ fn send(sock: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
 /// Reads an Access-Accept / -Reject / -Challenge.
 fn access_outcome(reply: &virtgate_radius::Reply) -> AuthOutcome {
     let p = &reply.packet;
-    let user = p.get_string(attr::USER_NAME);
     let msreply = match ms::parse_reply(p, &reply.request_authenticator, &reply.secret) {
         Ok(m) => m,
         Err(e) => {
@@ -735,7 +739,6 @@ fn access_outcome(reply: &virtgate_radius::Reply) -> AuthOutcome {
                 );
             }
             let message = msreply.chap2_success.clone().or(reply_message);
-            let _ = user;
             AuthOutcome::Accept(
                 Box::new(authz),
                 ExternalVerdict::Accept {
