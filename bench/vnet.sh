@@ -14,7 +14,7 @@
 #   SERVERS="virtgate dnsmasq" bench/vnet.sh   a subset of: virtgate dnsmasq dnsmasq-noping
 #                                          (dnsmasq-noping: the same dnsmasq plus --no-ping)
 #   TESTS="dns-local dhcp-unicast" bench/vnet.sh   a subset of: dns-local dns-forward
-#                                          dhcp-unicast dhcp-broadcast
+#                                          dns-cached dhcp-unicast dhcp-broadcast
 #   PROFILE=1 bench/vnet.sh                also profile virtgate: perf-record its CPU during the
 #                                          DNS tests (top symbols), strace its syscalls' wall time
 #                                          during the DHCP tests (where it waits)
@@ -28,7 +28,10 @@
 #            runs it (the command line of ../shared/realpeer/check-vmnet.sh --reference, plus
 #            libvirt's addn-hosts for dns/host and dhcp-lease-max for the range);
 #            uplink up0 203.0.113.2/24; its resolv.conf names 203.0.113.1
-#   upstream 203.0.113.1: a dnsmasq answering *.example.test with 203.0.113.80 and nothing else
+#   upstream 203.0.113.1: a dnsmasq answering *.example.test with 203.0.113.80 (TTL 0, so
+#            never cached: dns-forward measures forwarding) and c1..c100.cached.test with
+#            203.0.113.81, TTL 300 (dns-cached: after the first round both servers answer those
+#            from their caches; dnsmasq's holds 150 names, as libvirt leaves it, and so does ours)
 #   client   cl0 10.88.255.250/16 on a veth port of the bridge: dnsperf and dhcpload run here
 # Nothing touches the root namespace's links, addresses, routes or firewall; no packet leaves
 # these namespaces. Installs dnsperf, dnsmasq and dig (Debian) when missing.
@@ -53,8 +56,9 @@ RELEASE_RATE="${RELEASE_RATE:-200}"
 IN_FLIGHT="${IN_FLIGHT:-32}"
 HOSTS="${HOSTS:-100}"
 FWD_NAMES="${FWD_NAMES:-20000}"
+CACHED_NAMES="${CACHED_NAMES:-100}"
 SERVERS="${SERVERS:-virtgate dnsmasq dnsmasq-noping}"
-TESTS="${TESTS:-dns-local dns-forward dhcp-unicast dhcp-broadcast}"
+TESTS="${TESTS:-dns-local dns-forward dns-cached dhcp-unicast dhcp-broadcast}"
 PROFILE="${PROFILE:-0}"
 
 BRIDGE=vgbbr0
@@ -117,9 +121,12 @@ ip -n "$CLI_NS" addr add "$CLIENT_ADDR/16" dev cl0
 ip -n "$CLI_NS" link set cl0 up
 log "namespaces $HOST_NS (server), $UP_NS (upstream DNS), $CLI_NS (client); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# CACHED_NAMES names with a TTL of 300 s (host-record), which both servers may cache.
+cached_records=()
+for i in $(seq 1 "$CACHED_NAMES"); do cached_records+=("--host-record=c$i.cached.test,203.0.113.81,300"); done
 spawn "$UP_NS" "$BENCH_TMP/upstream.log" dnsmasq --keep-in-foreground --log-facility=- \
   --no-resolv --no-hosts --bind-interfaces --listen-address=203.0.113.1 \
-  --address=/example.test/203.0.113.80 --pid-file="$BENCH_TMP/upstream.pid"
+  --address=/example.test/203.0.113.80 "${cached_records[@]}" --pid-file="$BENCH_TMP/upstream.pid"
 UP_PID=$SPAWNED_PID
 wait_for 5 sh -c "ip netns exec $UP_NS ss -lun | grep -q '203.0.113.1:53 '" \
   || die "upstream dnsmasq did not start: $(tail -3 "$BENCH_TMP/upstream.log")"
@@ -169,6 +176,7 @@ for i in $(seq 1 "$HOSTS"); do
   printf 'dhcphost%d A\ndnshost%d A\n' "$i" "$i"
 done >"$BENCH_TMP/q-local"
 for i in $(seq 1 "$FWD_NAMES"); do printf 'q%d.example.test A\n' "$i"; done >"$BENCH_TMP/q-forward"
+for i in $(seq 1 "$CACHED_NAMES"); do printf 'c%d.cached.test A\n' "$i"; done >"$BENCH_TMP/q-cached"
 
 # ---- servers -------------------------------------------------------------------------------
 SRV_PID=""
@@ -319,6 +327,7 @@ run_dns() {
   case $test in
     dns-local) file="$BENCH_TMP/q-local";;
     dns-forward) file="$BENCH_TMP/q-forward";;
+    dns-cached) file="$BENCH_TMP/q-cached";;
   esac
   out="$BENCH_TMP/$name.$test.dnsperf"
   cpu0=$(cpu_seconds "$SRV_PID"); up0=$(cpu_seconds "$UP_PID"); t0=$(date +%s.%N)
@@ -415,6 +424,7 @@ for (s, t) in r:
 label = {
     "dns-local": "DNS, network's own names (queries/s)",
     "dns-forward": "DNS, forwarded names (queries/s)",
+    "dns-cached": "DNS, forwarded names with TTL 300 (queries/s)",
     "dhcp-unicast": "DHCP DORA, unicast replies (leases/s)",
     "dhcp-broadcast": "DHCP DORA, BROADCAST flag (leases/s)",
 }

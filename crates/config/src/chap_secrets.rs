@@ -28,6 +28,15 @@
 //!   per-unit form are errors (pppd warns and skips the word, quietly changing who may use what).
 //! * Options after `--` (pppd applies them to that client) are refused.
 //! * A secret longer than pppd's 256 bytes is refused (pppd truncates it).
+//!
+//! NT hashes instead of passwords (virtgate's extension, accel-ppp's `encrypted=1` idea): a
+//! secret of the form `nthash:` followed by 32 hexadecimal digits is the MD4 hash of the
+//! password in UTF-16LE ([`NT_HASH_PREFIX`]; `virtgate hash-password` prints one), kept in
+//! [`Secret::nt_hash`]. It serves MS-CHAPv1/v2 (whose responses and MPPE keys derive from that
+//! hash) and PAP (the offered password is hashed and compared), never CHAP-MD5, which needs the
+//! password itself. A secret that starts with `nthash:` but is not 32 hex digits is an error
+//! with its line, so a password can never be mistaken for a hash or the other way round (a
+//! plaintext password that really starts with `nthash:` cannot be written: hash it instead).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -40,6 +49,9 @@ use crate::words::{self, Word};
 
 /// pppd's `MAXSECRETLEN`.
 const MAX_SECRET_LEN: usize = 256;
+
+/// The prefix of a secret stored as an NT hash (see the module notes).
+pub const NT_HASH_PREFIX: &str = "nthash:";
 
 /// One rule of an address list: `network/prefix_len`, allowing or (`!`) excluding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +163,11 @@ pub struct Secret {
     pub client: String,
     /// The server name (`*` matches any); compared with our `name`.
     pub server: String,
-    /// The secret (after `@/path` indirection).
+    /// The secret (after `@/path` indirection), as written.
     pub secret: String,
+    /// The NT password hash when the secret is written as `nthash:<32 hex>`; then `secret`
+    /// holds that text, not a password.
+    pub nt_hash: Option<[u8; 16]>,
     /// The addresses the client may use.
     pub addrs: AllowedAddrs,
     /// The line the entry starts on.
@@ -165,6 +180,7 @@ impl fmt::Debug for Secret {
             .field("client", &self.client)
             .field("server", &self.server)
             .field("secret", &"<redacted>")
+            .field("nt_hash", &self.nt_hash.map(|_| "<redacted>"))
             .field("addrs", &self.addrs)
             .field("line", &self.line)
             .finish()
@@ -379,6 +395,23 @@ fn entry(
         ));
     }
 
+    let nt_hash = match secret_text.strip_prefix(NT_HASH_PREFIX) {
+        Some(hex) => Some(parse_nt_hash(hex).ok_or_else(|| {
+            ConfigError::new(
+                path,
+                secret.line,
+                ErrorKind::InvalidValue,
+                format!(
+                    "a secret starting with '{NT_HASH_PREFIX}' must be an NT hash: \
+                     {NT_HASH_PREFIX} and 32 hex digits (`virtgate hash-password` prints one); \
+                     this one has {} characters after the prefix",
+                    hex.chars().count()
+                ),
+            )
+        })?),
+        None => None,
+    };
+
     if let Some(dashes) = rest.iter().find(|w| w.text == "--") {
         return Err(ConfigError::new(
             path,
@@ -403,9 +436,33 @@ fn entry(
         client: client.text.clone(),
         server: server.text.clone(),
         secret: secret_text,
+        nt_hash,
         addrs,
         line: lineno,
     }))
+}
+
+/// 32 hex digits (either case) → 16 octets.
+fn parse_nt_hash(hex: &str) -> Option<[u8; 16]> {
+    let b = hex.as_bytes();
+    if b.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let digit = |c: u8| char::from(c).to_digit(16);
+        *o = u8::try_from(digit(*pair.first()?)? << 4 | digit(*pair.get(1)?)?).ok()?;
+    }
+    Some(out)
+}
+
+/// The `nthash:` text of an NT hash (lowercase hex), as chap-secrets takes it.
+pub fn nt_hash_secret(hash: &[u8; 16]) -> String {
+    let mut s = String::from(NT_HASH_PREFIX);
+    for b in hash {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 fn addresses(

@@ -85,6 +85,9 @@ pub struct Config {
     // 1232 octets: the DNS Flag Day 2020 value, which avoids IP fragmentation; dnsmasq's
     // `edns-packet-max` default is the same since 2.85.
     pub max_udp_payload: u16,
+    /// Forwarded answers kept (names), 0 for none; see [`crate::cache`].
+    // 150: dnsmasq's `cache-size` default, which libvirt leaves alone.
+    pub cache_size: usize,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(3),
             max_outstanding: 150,
             max_udp_payload: 1232,
+            cache_size: crate::cache::DEFAULT_CACHE_SIZE,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - everything else forwarded to the network's `<forwarder/>`s or the host's resolv.conf
 //!   servers ([`resolv_conf`]), tried in order, with a fresh random id per query;
 //! - the rules libvirt gives dnsmasq (local-only domain, `forwardPlainNames`, per-domain
-//!   forwarders) through [`Config::from_libvirt`].
+//!   forwarders) through [`Config::from_libvirt`];
+//! - forwarded answers kept in a bounded cache for their TTL ([`cache`]), as dnsmasq does.
 //!
 //! The core owns no sockets and no clock: the daemon passes each message and the current
 //! time in and carries out the returned [`Action`]s. It works for UDP; for TCP the daemon
@@ -16,6 +17,7 @@
 //! functions with a [`Client`] of [`Transport::Tcp`], and prefixes each outgoing message with
 //! its length.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 mod name;
@@ -23,6 +25,7 @@ pub mod resolv_conf;
 pub mod server;
 pub mod zone;
 
+pub use cache::CacheStats;
 pub use config::{Config, DomainRule, Forwarder, NetworkDns, RuleTarget, DNS_PORT};
 pub use error::{ConfigError, NameError};
 pub use server::{Action, Client, DnsServer, Entropy, Stats, Transport};

@@ -8,6 +8,8 @@
 //! - RFC 3225 §3 (the DO bit is copied into the response).
 //! - RFC 5452 §9.2 (forwarded queries carry an unpredictable id; a response must match the id,
 //!   the server it was sent to, and the question).
+//! - RFC 2308 §5 and RFC 2181 §8 (caching of forwarded answers, negative ones with their SOA;
+//!   see [`crate::cache`]).
 //! - RFC 7766 §8 (over TCP each message is framed by a 2-octet length; the daemon does the
 //!   framing, this core sees whole messages).
 
@@ -21,6 +23,7 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use crate::cache::{self, Cache, CacheStats, Key};
 use crate::config::{Config, Route, Routes, MAX_OUTSTANDING_CAP};
 use crate::error::{ConfigError, NameError};
 use crate::name;
@@ -95,8 +98,11 @@ pub struct Stats {
     pub retried: u64,
     /// Upstream answers passed back to clients.
     pub relayed: u64,
-    /// Errors we answered ourselves: SERVFAIL (upstreams timed out, table full), REFUSED (no
-    /// upstream), NOTIMP (an opcode other than QUERY), BADVERS.
+    /// Forwardable queries answered from the cache of forwarded answers (not forwarded).
+    pub cache_hits: u64,
+    /// Queries that got an error: ours — SERVFAIL (upstreams timed out, table full), REFUSED
+    /// (no upstream), NOTIMP (an opcode other than QUERY), BADVERS — or the last upstream's
+    /// SERVFAIL or REFUSED, relayed.
     pub failed: u64,
     /// Malformed queries: answered FORMERR when the header could be read, dropped otherwise.
     pub malformed: u64,
@@ -185,6 +191,7 @@ pub struct DnsServer {
     entropy: Box<dyn Entropy>,
     pending: HashMap<u16, Pending>,
     by_client: HashMap<(Client, u16), u16>,
+    cache: Cache,
     stats: Stats,
 }
 
@@ -193,6 +200,7 @@ impl std::fmt::Debug for DnsServer {
         f.debug_struct("DnsServer")
             .field("config", &self.config)
             .field("outstanding", &self.pending.len())
+            .field("cached", &self.cache.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -223,18 +231,29 @@ impl DnsServer {
                 })?;
         }
         Ok(DnsServer {
-            config,
             routes,
             zone,
             entropy,
             pending: HashMap::new(),
             by_client: HashMap::new(),
+            cache: Cache::new(config.cache_size),
             stats: Stats::default(),
+            config,
         })
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The cache of forwarded answers: hits, misses, answers stored, evictions.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Answers in the cache now (expired ones included until they are looked up or evicted).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 
     /// Forwarded queries still waiting for an upstream.
@@ -247,6 +266,9 @@ impl DnsServer {
     pub fn set_upstreams(&mut self, upstreams: Vec<SocketAddr>) {
         self.routes.default = upstreams.clone().into();
         self.config.upstreams = upstreams;
+        // Other servers may answer otherwise (dnsmasq too empties its cache on a new
+        // resolv.conf).
+        self.cache.clear();
     }
 
     /// Names a lease (see the zone rules in [`crate::zone`]): only the first label counts, a
@@ -343,7 +365,12 @@ impl DnsServer {
                 let bytes = self.encode(&ctx, ResponseCode::Refused, false, Vec::new());
                 Some(reply(from, bytes))
             }
-            Decision::Forward(upstreams) => Some(self.forward(now, bytes, from, ctx, upstreams)),
+            Decision::Forward(upstreams) => {
+                if let Some(hit) = self.cached_answer(now, bytes, &ctx) {
+                    return Some(reply(from, hit));
+                }
+                Some(self.forward(now, bytes, from, ctx, upstreams))
+            }
         }
     }
 
@@ -399,6 +426,12 @@ impl DnsServer {
             });
         }
         let p = self.remove_pending(id)?;
+        if failure {
+            self.stats.failed += 1;
+        } else {
+            let key = Key::new(p.ctx.query.clone(), p.ctx.edns, p.ctx.checking_disabled);
+            self.cache.store(now, key, bytes);
+        }
         let mut out = if bytes.len() > p.ctx.limit {
             // An upstream that ignored the client's size: keep header and question, set TC
             // (RFC 1035 §4.2.1), so the client retries over TCP.
@@ -456,6 +489,28 @@ impl DnsServer {
             }
         }
         out
+    }
+
+    /// The cached answer to a forwardable query, made the client's: its id, its question (letter
+    /// case included), its RD bit, truncated to its size limit.
+    fn cached_answer(&mut self, now: Instant, bytes: &[u8], ctx: &ReplyContext) -> Option<Vec<u8>> {
+        let question_end = cache::skip_name(bytes, HEADER_LEN)?.checked_add(4)?;
+        let question = bytes.get(HEADER_LEN..question_end)?;
+        let key = Key::new(ctx.query.clone(), ctx.edns, ctx.checking_disabled);
+        let mut out = self.cache.lookup(now, &key, ctx.id, question)?;
+        if let Some(f) = out.get_mut(2) {
+            *f = (*f & !((FLAG_RD >> 8) as u8))
+                | if ctx.recursion_desired {
+                    (FLAG_RD >> 8) as u8
+                } else {
+                    0
+                };
+        }
+        if out.len() > ctx.limit {
+            out = truncated(&out, question_end);
+        }
+        self.stats.cache_hits += 1;
+        Some(out)
     }
 
     fn remove_pending(&mut self, id: u16) -> Option<Pending> {

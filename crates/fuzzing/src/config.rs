@@ -210,6 +210,19 @@ pub fn config_chap_secrets(data: &[u8]) {
             "secret longer than pppd's MAXSECRETLEN"
         );
         assert!(!e.secret.contains('\0'), "NUL in a secret");
+        // An NT hash exactly when the secret says so (and then it round-trips).
+        assert_eq!(
+            e.nt_hash.is_some(),
+            e.secret
+                .starts_with(virtgate_config::chap_secrets::NT_HASH_PREFIX),
+            "nthash: secret without a hash, or a hash without the prefix"
+        );
+        if let Some(h) = e.nt_hash {
+            assert_eq!(
+                virtgate_config::chap_secrets::nt_hash_secret(&h),
+                e.secret.to_ascii_lowercase(),
+            );
+        }
         queries.push((Some(e.client.clone()), Some(e.server.clone())));
         let found = s.lookup(&e.client, &e.server);
         assert!(

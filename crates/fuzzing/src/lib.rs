@@ -15,6 +15,7 @@
 //! a seed corpus.
 
 pub mod config;
+pub mod control;
 pub mod input;
 pub mod net;
 pub mod ppp;
@@ -25,6 +26,7 @@ pub mod seeds;
 pub use config::{
     config_chap_secrets, config_libvirt_network, config_ppp_options, config_pptpd_conf, config_toml,
 };
+pub use control::control_request;
 pub use net::{dhcp_lease_engine, dhcp_leasefile, dns_server};
 pub use ppp::{ppp_auth, ppp_frame_roundtrip, ppp_mppe, ppp_negotiation, ppp_session};
 pub use pptp::{
@@ -74,6 +76,7 @@ targets!(
     dhcp_leasefile,
     dns_server,
     radius_packet,
+    control_request,
 );
 
 /// The target called `name`.

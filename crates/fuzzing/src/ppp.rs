@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use virtgate_ppp::auth::{AuthClient, AuthOutput, AuthServer, KeyMaterial};
+use virtgate_ppp::auth::{AuthClient, AuthOutput, AuthServer, KeyMaterial, Secret};
 use virtgate_ppp::ccp::Ccp;
 use virtgate_ppp::frame::{
     emit_control, parse_options, push_option, Code, ControlPacket, FrameHeader, HeaderCompression,
@@ -501,7 +501,8 @@ pub mod auth_op {
     pub const PACKET: u8 = 0;
     /// Identifier = the last one we sent; code byte + length byte + data.
     pub const REPLY: u8 = 1;
-    /// Byte 0: the daemon knows no such user; else length byte + secret (server).
+    /// Byte 0: the daemon knows no such user; else length byte + secret (server), stored as
+    /// its NT hash when the byte's top bit is set.
     pub const SECRET: u8 = 2;
     /// u16 milliseconds: advance the clock, then `handle_timeout`.
     pub const ADVANCE: u8 = 3;
@@ -549,6 +550,16 @@ impl AuthScript {
                     .raw(b)
             }
         };
+        self
+    }
+    /// The daemon answers with the NT hash of `secret` (chap-secrets `nthash:`).
+    pub fn secret_hashed(&mut self, secret: &str) -> &mut Self {
+        let b = &secret.as_bytes()[..secret.len().min(255)];
+        self.0
+            .u8(auth_op::SECRET)
+            .u8(0x81)
+            .u8(u8::try_from(b.len()).unwrap_or(u8::MAX))
+            .raw(b);
         self
     }
     pub fn jump(&mut self) -> &mut Self {
@@ -636,13 +647,19 @@ pub fn auth_outcome(data: &[u8]) -> Option<bool> {
                     None
                 } else {
                     let Some(s) = input.chunk() else { break };
-                    Some(String::from_utf8_lossy(s).into_owned())
+                    let text = String::from_utf8_lossy(s).into_owned();
+                    // Top bit: chap-secrets stores it as an NT hash.
+                    Some(if b & 0x80 != 0 {
+                        Secret::NtHash(mschap::nt_password_hash(&text))
+                    } else {
+                        Secret::Plain(text)
+                    })
                 };
                 if let Side::Server(s) = &mut side {
                     if s.awaiting_secret() {
                         st.secret_given = Some(secret.clone());
                     }
-                    s.provide_secret(now, secret.as_deref(), &mut entropy);
+                    s.provide_secret(now, secret.as_ref(), &mut entropy);
                 }
             }
             auth_op::ADVANCE | auth_op::JUMP => {
@@ -675,7 +692,7 @@ struct AuthState {
     last_id: u8,
     verdicts: u32,
     /// Server: what the daemon answered to the last secret request.
-    secret_given: Option<Option<String>>,
+    secret_given: Option<Option<Secret>>,
     /// Client, MS-CHAPv2: the last challenge received, our last response, the last Success
     /// message received.
     challenge: Option<[u8; 16]>,
@@ -976,7 +993,7 @@ pub mod session_op {
 pub struct SessionScript(ScriptWriter);
 
 impl SessionScript {
-    /// `config`: bits 0-1 the daemon's secret answer (0 right, 1 wrong, 2 unknown user),
+    /// `config`: bits 0-1 the daemon's secret answer (0 right, 1 wrong, 2 unknown user, 3 the right one as an NT hash),
     /// bit 2 no address left, bits 3-4 server MPPE (0 required 128-bit, 1 optional, 2 off),
     /// bits 5-6 methods (0 MS-CHAPv2, 1 all, 2 CHAP-MD5 only, 3 PAP only), bit 7 stateful
     /// MPPE allowed.
@@ -1030,7 +1047,7 @@ struct End {
 }
 
 struct Daemon {
-    secret: Option<String>,
+    secret: Option<Secret>,
     address: Option<Ipv4Addr>,
     mppe_required: bool,
 }
@@ -1083,9 +1100,11 @@ pub fn session_outcome(data: &[u8]) -> SessionOutcome {
     };
     let daemon = Daemon {
         secret: match cfg & 3 {
-            0 => Some(AUTH_PASSWORD.to_owned()),
-            1 => Some("not-the-password".to_owned()),
-            _ => None,
+            0 => Some(AUTH_PASSWORD.into()),
+            1 => Some("not-the-password".into()),
+            2 => None,
+            // The right password, stored as its NT hash.
+            _ => Some(Secret::NtHash(mschap::nt_password_hash(AUTH_PASSWORD))),
         },
         address: (cfg & 4 == 0).then_some(SESSION_CLIENT_IP),
         mppe_required: mppe.required,

@@ -57,6 +57,7 @@ pub fn all() -> Vec<Seed> {
     radius_seeds(&mut out);
     synthetic_control_seeds(&mut out);
     config_seeds(&mut out);
+    control_request_seeds(&mut out);
     dedupe(out)
 }
 
@@ -491,6 +492,14 @@ fn ppp_seeds(stem: &str, cap: &Capture, out: &mut Vec<Seed>) {
                 s.finish(),
             ));
         }
+        // The right password stored as its NT hash (CHAP-MD5 must refuse it).
+        let mut s = AuthScript::new(true, method, false, ch[1], &ch_value);
+        s.reply(rsp[0], &rsp[4..]).secret_hashed("password1").jump();
+        out.push(seed(
+            "ppp_auth",
+            format!("{stem}-server-right-secret-nthash"),
+            s.finish(),
+        ));
         // The client, with the capture's peer challenge as entropy: its response is the
         // captured one, and the captured Success must verify (mutual authentication).
         let peer_challenge = if method == 0 {
@@ -730,6 +739,21 @@ fn dns_seeds(out: &mut Vec<Seed>) {
         .advance(3500)
         .advance(3500);
     out.push(seed("dns_server", "forwarding", fwd.finish()));
+
+    // The cache of forwarded answers: an answer with a TTL of 300 s, then the same question
+    // (another id, other letter case, over UDP and TCP) answered from it; then it ages.
+    let mut cache = DnsScript::new();
+    let answer = [
+        0xc0, 12, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 93, 184, 215, 14,
+    ];
+    cache
+        .query(false, &dns_query(20, "cached.example.com", 1, None))
+        .answer(0, 0, 1, &answer)
+        .query(false, &dns_query(21, "CACHED.example.com", 1, None))
+        .advance(60_000)
+        .query(true, &dns_query(22, "cached.example.COM", 1, None))
+        .query(false, &dns_query(23, "cached.example.com", 1, Some(1232)));
+    out.push(seed("dns_server", "cache", cache.finish()));
 }
 
 /// RADIUS datagrams: an Access-Accept with MS-CHAP2-Success and MPPE keys, an
@@ -848,6 +872,130 @@ nologfd
 ";
 const SEED_SECRETS: &str = "# client\tserver\tsecret\t\tIP addresses\nuser1\tpptpd\tpassword1\t*\n";
 
+/// The control socket: every request the CLI sends (as `encode` writes it), a connection with
+/// several requests, and lines the daemon refuses.
+fn control_request_seeds(out: &mut Vec<Seed>) {
+    use virtgate_control::{encode, NetRequest, Request, Target};
+    let net = |r: NetRequest| Request::Net(r);
+    let reqs: Vec<(&str, Request)> = vec![
+        ("status", Request::Status),
+        ("sessions", Request::Sessions { user: None }),
+        (
+            "sessions-user",
+            Request::Sessions {
+                user: Some("ann".into()),
+            },
+        ),
+        (
+            "terminate-user",
+            Request::Terminate {
+                target: Target::User("DOM\\ann".into()),
+            },
+        ),
+        (
+            "terminate-ip",
+            Request::Terminate {
+                target: Target::Ip(Ipv4Addr::new(192, 168, 0, 100)),
+            },
+        ),
+        (
+            "terminate-id",
+            Request::Terminate {
+                target: Target::Id(4711),
+            },
+        ),
+        (
+            "terminate-all",
+            Request::Terminate {
+                target: Target::All,
+            },
+        ),
+        ("reload", Request::Reload),
+        ("net-list", net(NetRequest::List)),
+        (
+            "net-start",
+            net(NetRequest::Start {
+                name: "default".into(),
+            }),
+        ),
+        (
+            "net-stop",
+            net(NetRequest::Stop {
+                name: "default".into(),
+            }),
+        ),
+        (
+            "net-define",
+            net(NetRequest::Define {
+                xml: "<network>\n  <name>n\u{e9}t</name>\n  <bridge name='virbr1'/>\n</network>\n"
+                    .into(),
+                origin: "/etc/virtgate/net.xml".into(),
+            }),
+        ),
+        (
+            "net-undefine",
+            net(NetRequest::Undefine { name: "n".into() }),
+        ),
+        (
+            "net-autostart",
+            net(NetRequest::Autostart {
+                name: "n".into(),
+                enable: false,
+            }),
+        ),
+        (
+            "net-dumpxml",
+            net(NetRequest::Dumpxml {
+                name: "n".into(),
+                inactive: true,
+            }),
+        ),
+        ("net-leases", net(NetRequest::Leases { name: "n".into() })),
+        (
+            "net-update",
+            net(NetRequest::Update {
+                name: "default".into(),
+                command: "add-last".into(),
+                section: "ip-dhcp-host".into(),
+                xml: "<host mac='52:54:00:00:00:01' ip='192.168.122.5'/>".into(),
+            }),
+        ),
+    ];
+    let mut all = String::new();
+    for (name, r) in &reqs {
+        let line = encode(r);
+        all.push_str(&line);
+        out.push(seed("control_request", *name, line.into_bytes()));
+    }
+    out.push(seed("control_request", "connection", all.into_bytes()));
+    let bad: &[(&str, &[u8])] = &[
+        ("bad-version", b"{\"v\":2,\"cmd\":\"status\"}\n"),
+        ("no-version", b"{\"cmd\":\"status\"}\n"),
+        ("unknown-cmd", b"{\"v\":1,\"cmd\":\"launch\"}\n"),
+        (
+            "bad-ip",
+            b"{\"v\":1,\"cmd\":\"terminate\",\"target\":{\"ip\":\"300.1.1.1\"}}\n",
+        ),
+        ("not-json", b"status\n"),
+        (
+            "not-utf8",
+            b"{\"v\":1,\"cmd\":\"sessions\",\"user\":\"\xff\"}\n",
+        ),
+        (
+            "escapes",
+            b"{\"v\":1,\"cmd\":\"sessions\",\"user\":\"a\\u0000\\n\\ud83d\\ude00\"}\r\n",
+        ),
+        (
+            "duplicate-keys",
+            b"{\"v\":1,\"cmd\":\"status\",\"cmd\":\"reload\",\"v\":1}\n",
+        ),
+        ("no-newline", b"{\"v\":1,\"cmd\":\"reload\"}"),
+    ];
+    for (name, b) in bad {
+        out.push(seed("control_request", *name, b.to_vec()));
+    }
+}
+
 fn config_seeds(out: &mut Vec<Seed>) {
     let conf: &[(&str, &str)] = &[
         ("seed", SEED_PPTPD_CONF),
@@ -913,6 +1061,10 @@ fn config_seeds(out: &mut Vec<Seed>) {
         (
             "indirect",
             "erin pptpd @/etc/ppp/inc1 *\nfrank pptpd @/etc/ppp/missing *\n\0erins-secret\n",
+        ),
+        (
+            "nthash",
+            "ann pptpd nthash:5835048ce94ad0564e29a924a03510ef *\nbob * NTHASH:5835048CE94AD0564E29A924A03510EF *\ncy pptpd @/etc/ppp/inc1 *\n\0nthash:5835048CE94AD0564E29A924A03510EF\n",
         ),
     ];
     for (name, text) in secrets {
@@ -1131,6 +1283,8 @@ mod tests {
         }
         let auth = |n: &str| auth_outcome(&seed_bytes("ppp_auth", &format!("{stem}-{n}")));
         assert_eq!(auth("server-right-secret"), Some(true));
+        // The same password stored as its NT hash: the captured MS-CHAPv2 response verifies.
+        assert_eq!(auth("server-right-secret-nthash"), Some(true));
         assert_eq!(auth("server-wrong-secret"), Some(false));
         assert_eq!(auth("server-unknown-user"), Some(false));
         // The client recomputes the captured response and verifies pppd's S=.
@@ -1145,6 +1299,14 @@ mod tests {
                 "chap-md5-no-mppe-server-right-secret"
             )),
             Some(true)
+        );
+        // CHAP-MD5 cannot use a hash: refused.
+        assert_eq!(
+            auth_outcome(&seed_bytes(
+                "ppp_auth",
+                "chap-md5-no-mppe-server-right-secret-nthash"
+            )),
+            Some(false)
         );
         for (name, up) in [
             ("mschapv2-mppe128", true),

@@ -252,6 +252,7 @@ replay_tests!(
     dhcp_leasefile,
     dns_server,
     radius_packet,
+    control_request,
 );
 
 #[test]

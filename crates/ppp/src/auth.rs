@@ -117,21 +117,119 @@ impl Default for AuthPolicy {
     }
 }
 
+/// A user's secret as the daemon hands it to the authenticator: the password, or its NT hash
+/// (chap-secrets `nthash:<32 hex>`, accel-ppp's `encrypted=1` idea). A hash serves MS-CHAPv1/v2
+/// (their responses and MPPE keys derive from it) and PAP (the offered password is hashed);
+/// CHAP-MD5 needs the password and fails with a hash. `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Plain(String),
+    /// NtPasswordHash (RFC 2759 §8.3): MD4 of the password in UTF-16LE.
+    NtHash([u8; 16]),
+}
+
+impl Secret {
+    /// The NT password hash (computed for a plaintext password).
+    pub fn nt_hash(&self) -> [u8; 16] {
+        match self {
+            Secret::Plain(p) => mschap::nt_password_hash(p),
+            Secret::NtHash(h) => *h,
+        }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(p: &str) -> Secret {
+        Secret::Plain(p.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(p: String) -> Secret {
+        Secret::Plain(p)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Plain(_) => "Secret::Plain(..)",
+            Secret::NtHash(_) => "Secret::NtHash(..)",
+        })
+    }
+}
+
+/// The Failure reason when CHAP-MD5 meets a secret stored as an NT hash.
+pub const CHAP_MD5_NEEDS_PLAINTEXT: &str =
+    "CHAP-MD5 needs the plaintext password, but chap-secrets holds an NT hash for this user \
+     (allow MS-CHAPv2 for them, or store the password)";
+
 /// What MPPE key derivation needs from a successful MS-CHAP exchange (RFC 3079 §2-§3).
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeyMaterial {
     MsChapV1 {
-        password: String,
+        password: Secret,
         challenge: [u8; 8],
     },
     MsChapV2 {
-        password: String,
+        password: Secret,
         nt_response: [u8; 24],
     },
     /// Start keys given directly by an external verdict (RADIUS MS-MPPE-Send-Key /
     /// -Recv-Key, as pppd's radius plugin takes them): `send` is what the authenticator
     /// sends with.
     Direct { send: [u8; 16], recv: [u8; 16] },
+}
+
+impl KeyMaterial {
+    /// The MPPE start keys (RFC 3079) of this end for `key_length`. `Err` when the secret
+    /// cannot give them: MS-CHAPv1 40/56-bit keys come from the LAN Manager hash of the
+    /// password (RFC 3079 §2.1-§2.2), which an NT-hash secret does not have.
+    pub fn start_keys(
+        &self,
+        key_length: crate::mppe::KeyLength,
+        is_server: bool,
+    ) -> Result<crate::mppe::StartKeys, &'static str> {
+        use crate::mppe;
+        match self {
+            KeyMaterial::MsChapV2 {
+                password,
+                nt_response,
+            } => Ok(mppe::mschapv2_start_keys_from_hash_hash(
+                &mschap::hash_nt_password_hash(&password.nt_hash()),
+                nt_response,
+                is_server,
+            )),
+            KeyMaterial::MsChapV1 {
+                password: Secret::Plain(p),
+                challenge,
+            } => Ok(mppe::mschapv1_start_keys(p, challenge, key_length)),
+            KeyMaterial::MsChapV1 {
+                password: Secret::NtHash(h),
+                challenge,
+            } => match key_length {
+                mppe::KeyLength::Bits128 => {
+                    let k = mppe::StartKey(mppe::get_start_key(
+                        challenge,
+                        &mschap::hash_nt_password_hash(h),
+                    ));
+                    Ok(mppe::StartKeys {
+                        send: k.clone(),
+                        recv: k,
+                    })
+                }
+                _ => Err(
+                    "MS-CHAPv1 with 40/56-bit MPPE needs the plaintext password (LAN \
+                          Manager hash), but chap-secrets holds an NT hash; use MPPE-128 or \
+                          MS-CHAPv2",
+                ),
+            },
+            KeyMaterial::Direct { send, recv } => Ok(mppe::StartKeys {
+                send: mppe::StartKey(*send),
+                recv: mppe::StartKey(*recv),
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -516,12 +614,12 @@ impl AuthServer {
         }
     }
 
-    /// The daemon's answer to [`AuthOutput::NeedSecret`]: the plaintext secret, or `None`
-    /// for an unknown user.
+    /// The daemon's answer to [`AuthOutput::NeedSecret`]: the secret, or `None` for an unknown
+    /// user.
     pub fn provide_secret(
         &mut self,
         now: Instant,
-        secret: Option<&str>,
+        secret: Option<&Secret>,
         entropy: &mut dyn Entropy,
     ) {
         let ServerState::AwaitingSecret {
@@ -536,8 +634,27 @@ impl AuthServer {
         let peer_name = lossy(&name);
         let verdict = secret.and_then(|s| self.verify(s, &challenge, id, &name, &value));
         match verdict {
-            Some((message, keys)) => self.succeed(id, peer_name, message, keys),
-            None => self.fail(now, id, &challenge, peer_name, entropy),
+            Some((message, keys)) => {
+                let packet = match self.method {
+                    AuthMethod::Pap => packet(pap::ACK, id, &pap_message(&message)),
+                    _ => packet(chap::SUCCESS, id, &message),
+                };
+                self.out
+                    .push(AuthOutput::Send(self.method.protocol(), packet.clone()));
+                self.out.push(AuthOutput::Success {
+                    peer_name,
+                    method: self.method,
+                    keys,
+                });
+                self.state = ServerState::Done { id, packet };
+            }
+            None => {
+                let reason = match (self.method, secret) {
+                    (AuthMethod::ChapMd5, Some(Secret::NtHash(_))) => CHAP_MD5_NEEDS_PLAINTEXT,
+                    _ => "Authentication failed",
+                };
+                self.fail(now, id, &challenge, peer_name, reason, entropy, None)
+            }
         }
     }
 
@@ -646,7 +763,15 @@ impl AuthServer {
         };
         match accepted {
             Ok((message, keys)) => self.succeed(id, peer_name, message, keys),
-            Err(text) => self.fail_with(now, id, &challenge, peer_name, entropy, text),
+            Err(text) => self.fail(
+                now,
+                id,
+                &challenge,
+                peer_name,
+                "Authentication failed",
+                entropy,
+                text,
+            ),
         }
     }
 
@@ -668,7 +793,7 @@ impl AuthServer {
     /// Checks a response; on success returns the Success message and the MPPE key material.
     fn verify(
         &self,
-        secret: &str,
+        secret: &Secret,
         challenge: &[u8],
         id: u8,
         name: &[u8],
@@ -676,18 +801,32 @@ impl AuthServer {
     ) -> Option<(Vec<u8>, Option<KeyMaterial>)> {
         match self.method {
             AuthMethod::Pap => {
-                mschap::ct_eq(secret.as_bytes(), value).then(|| (PAP_OK.to_vec(), None))
+                let ok = match secret {
+                    Secret::Plain(p) => mschap::ct_eq(p.as_bytes(), value),
+                    // The offered password, hashed as MS-CHAP would (a non-UTF-8 one has no
+                    // UTF-16 form and cannot match).
+                    Secret::NtHash(h) => std::str::from_utf8(value)
+                        .is_ok_and(|p| mschap::ct_eq(&mschap::nt_password_hash(p), h)),
+                };
+                ok.then(|| (PAP_OK.to_vec(), None))
             }
-            AuthMethod::ChapMd5 => crate::chap_md5::verify(id, secret.as_bytes(), challenge, value)
-                .then(|| (CHAP_GRANTED.as_bytes().to_vec(), None)),
+            AuthMethod::ChapMd5 => {
+                let Secret::Plain(p) = secret else {
+                    return None;
+                };
+                crate::chap_md5::verify(id, p.as_bytes(), challenge, value)
+                    .then(|| (CHAP_GRANTED.as_bytes().to_vec(), None))
+            }
             AuthMethod::MsChapV1 => {
                 let ch: [u8; 8] = challenge.try_into().ok()?;
                 let resp = mschap::v1::Response::parse(value).ok()?;
-                mschap::v1::verify_response(&ch, secret, &resp).then(|| {
+                // The NT response only (an LM-only response is refused), constant time.
+                let expected = mschap::challenge_response(&ch, &secret.nt_hash());
+                (resp.use_nt && mschap::ct_eq(&expected, &resp.nt_response)).then(|| {
                     (
                         CHAP_GRANTED.as_bytes().to_vec(),
                         Some(KeyMaterial::MsChapV1 {
-                            password: secret.to_string(),
+                            password: secret.clone(),
                             challenge: ch,
                         }),
                     )
@@ -696,17 +835,18 @@ impl AuthServer {
             AuthMethod::MsChapV2 => {
                 let ch: [u8; 16] = challenge.try_into().ok()?;
                 let resp = mschap::v2::Response::parse(value).ok()?;
-                if !mschap::v2::verify_nt_response(
+                let hash = secret.nt_hash();
+                let expected = mschap::v2::generate_nt_response_from_hash(
                     &ch,
                     &resp.peer_challenge,
                     name,
-                    secret,
-                    &resp.nt_response,
-                ) {
+                    &hash,
+                );
+                if !mschap::ct_eq(&expected, &resp.nt_response) {
                     return None;
                 }
-                let auth = mschap::v2::generate_authenticator_response(
-                    secret,
+                let auth = mschap::v2::generate_authenticator_response_from_hash_hash(
+                    &mschap::hash_nt_password_hash(&hash),
                     &resp.nt_response,
                     &resp.peer_challenge,
                     &ch,
@@ -717,7 +857,7 @@ impl AuthServer {
                 Some((
                     mschap::v2::success_message(&auth, text).into_bytes(),
                     Some(KeyMaterial::MsChapV2 {
-                        password: secret.to_string(),
+                        password: secret.clone(),
                         nt_response: resp.nt_response,
                     }),
                 ))
@@ -725,24 +865,16 @@ impl AuthServer {
         }
     }
 
+    /// Sends Failure / Nak (`text` replaces its message when no retry follows: an external
+    /// verdict's) and ends or retries the exchange.
+    #[allow(clippy::too_many_arguments)]
     fn fail(
         &mut self,
         now: Instant,
         id: u8,
         challenge: &[u8],
         peer_name: String,
-        entropy: &mut dyn Entropy,
-    ) {
-        self.fail_with(now, id, challenge, peer_name, entropy, None)
-    }
-
-    /// [`Self::fail`]; `text` replaces the Failure / Nak message when no retry follows.
-    fn fail_with(
-        &mut self,
-        now: Instant,
-        id: u8,
-        challenge: &[u8],
-        peer_name: String,
+        reason: &str,
         entropy: &mut dyn Entropy,
         text: Option<String>,
     ) {
@@ -755,21 +887,23 @@ impl AuthServer {
             challenge.to_vec()
         };
         let err = mschap::error_code::AUTHENTICATION_FAILURE;
-        let message: Vec<u8> = match (self.method, text) {
-            (AuthMethod::Pap, Some(t)) if !retry => pap_message(t.as_bytes()),
-            (_, Some(t)) if !retry => t.into_bytes(),
-            (method, _) => match method {
-                AuthMethod::Pap => pap_message(PAP_BAD),
-                AuthMethod::ChapMd5 => CHAP_DENIED.as_bytes().to_vec(),
-                AuthMethod::MsChapV1 => {
-                    let c: [u8; 8] = next_challenge.as_slice().try_into().unwrap_or_default();
-                    mschap::v1::failure_message(err, retry, &c).into_bytes()
-                }
-                AuthMethod::MsChapV2 => {
-                    let c: [u8; 16] = next_challenge.as_slice().try_into().unwrap_or_default();
-                    mschap::v2::failure_message(err, retry, &c, CHAP_DENIED).into_bytes()
-                }
-            },
+        let message: Vec<u8> = match self.method {
+            AuthMethod::Pap => pap_message(PAP_BAD),
+            AuthMethod::ChapMd5 => CHAP_DENIED.as_bytes().to_vec(),
+            AuthMethod::MsChapV1 => {
+                let c: [u8; 8] = next_challenge.as_slice().try_into().unwrap_or_default();
+                mschap::v1::failure_message(err, retry, &c).into_bytes()
+            }
+            AuthMethod::MsChapV2 => {
+                let c: [u8; 16] = next_challenge.as_slice().try_into().unwrap_or_default();
+                mschap::v2::failure_message(err, retry, &c, CHAP_DENIED).into_bytes()
+            }
+        };
+        // An external verdict's text replaces the message when no retry follows.
+        let message = match text {
+            Some(t) if !retry && self.method == AuthMethod::Pap => pap_message(t.as_bytes()),
+            Some(t) if !retry => t.into_bytes(),
+            _ => message,
         };
         let code = match self.method {
             AuthMethod::Pap => pap::NAK,
@@ -782,7 +916,7 @@ impl AuthServer {
             self.out.push(AuthOutput::Failure {
                 peer_name,
                 method: self.method,
-                reason: "Authentication failed".into(),
+                reason: reason.into(),
             });
             self.state = ServerState::Done { id, packet };
             return;
@@ -1105,7 +1239,7 @@ impl AuthClient {
                     return;
                 }
                 Some(KeyMaterial::MsChapV2 {
-                    password: self.password.clone(),
+                    password: Secret::Plain(self.password.clone()),
                     nt_response: *nt_response,
                 })
             }
@@ -1113,7 +1247,7 @@ impl AuthClient {
                 <[u8; 8]>::try_from(challenge.as_slice())
                     .ok()
                     .map(|c| KeyMaterial::MsChapV1 {
-                        password: self.password.clone(),
+                        password: Secret::Plain(self.password.clone()),
                         challenge: c,
                     })
             }
@@ -1159,6 +1293,14 @@ mod tests {
     fn exchange(
         method: AuthMethod,
         server_secret: &str,
+        client_password: &str,
+    ) -> (Vec<AuthOutput>, Vec<AuthOutput>) {
+        exchange_with(method, &server_secret.into(), client_password)
+    }
+
+    fn exchange_with(
+        method: AuthMethod,
+        server_secret: &Secret,
         client_password: &str,
     ) -> (Vec<AuthOutput>, Vec<AuthOutput>) {
         let t0 = Instant::now();
@@ -1245,6 +1387,54 @@ mod tests {
         assert_eq!(ks, kc);
     }
 
+    #[test]
+    fn nt_hash_secrets_serve_ms_chap_and_pap_with_the_same_keys_but_not_chap_md5() {
+        use crate::mppe::KeyLength;
+        let hash = Secret::NtHash(mschap::nt_password_hash("password1"));
+        for m in [AuthMethod::Pap, AuthMethod::MsChapV1, AuthMethod::MsChapV2] {
+            let (plain, _) = exchange(m, "password1", "password1");
+            let (hashed, c) = exchange_with(m, &hash, "password1");
+            let (
+                [AuthOutput::Success { keys: kp, .. }],
+                [AuthOutput::Success { keys: kh, .. }],
+                [AuthOutput::Success { keys: kc, .. }],
+            ) = (&plain[..], &hashed[..], &c[..])
+            else {
+                panic!("{m}: {plain:?} / {hashed:?} / {c:?}");
+            };
+            // Same MPPE keys from the hash as from the password, on both ends.
+            for (len, server) in [(KeyLength::Bits128, true), (KeyLength::Bits128, false)] {
+                let k = |k: &Option<KeyMaterial>| k.as_ref().map(|k| k.start_keys(len, server));
+                assert_eq!(k(kp), k(kh), "{m}");
+                assert_eq!(k(kc), k(kh), "{m}");
+            }
+            assert_eq!(kh.is_some(), m.provides_mppe_keys());
+            // A wrong password still fails.
+            let (s, _) = exchange_with(m, &hash, "password2");
+            assert!(
+                matches!(&s[..], [AuthOutput::Failure { reason, .. }] if reason == "Authentication failed"),
+                "{m}: {s:?}"
+            );
+        }
+        // MS-CHAPv1 40/56-bit keys need the LAN Manager hash: refused, not wrong keys.
+        let (s, _) = exchange_with(AuthMethod::MsChapV1, &hash, "password1");
+        let [AuthOutput::Success { keys: Some(k), .. }] = &s[..] else {
+            panic!("{s:?}")
+        };
+        assert!(k.start_keys(KeyLength::Bits40, true).is_err());
+        assert!(k.start_keys(KeyLength::Bits56, true).is_err());
+        // CHAP-MD5 cannot use a hash, whatever the password: a failure that says why.
+        let (s, _) = exchange_with(AuthMethod::ChapMd5, &hash, "password1");
+        assert!(
+            matches!(&s[..], [AuthOutput::Failure { reason, .. }] if reason == CHAP_MD5_NEEDS_PLAINTEXT),
+            "{s:?}"
+        );
+        // A PAP password that is not UTF-8 cannot match a hash (and does not panic).
+        let (s, _) = exchange_with(AuthMethod::Pap, &hash, "password\u{fffd}");
+        assert!(matches!(&s[..], [AuthOutput::Failure { .. }]), "{s:?}");
+        assert_eq!(format!("{hash:?}"), "Secret::NtHash(..)");
+    }
+
     /// The exchange of the reference capture, replayed against our authenticator with the
     /// captured challenge: the Success message must be byte-identical to pppd's.
     #[test]
@@ -1278,7 +1468,7 @@ mod tests {
         );
         s.input(Protocol::Chap, parse(&response));
         assert_eq!(s.drain(), vec![AuthOutput::NeedSecret("user1".into())]);
-        s.provide_secret(t0, Some("password1"), &mut e);
+        s.provide_secret(t0, Some(&"password1".into()), &mut e);
         let out = s.drain();
         assert_eq!(out[0], AuthOutput::Send(Protocol::Chap, success.clone()));
         assert!(
@@ -1314,7 +1504,7 @@ mod tests {
         s.drain();
         s.input(Protocol::Chap, parse(&response));
         s.drain();
-        s.provide_secret(t0, Some("password1"), &mut e);
+        s.provide_secret(t0, Some(&"password1".into()), &mut e);
         let out = s.drain();
         let AuthOutput::Send(_, pkt) = &out[0] else {
             panic!()
@@ -1381,7 +1571,7 @@ mod tests {
         let resp = packet(chap::RESPONSE, 10, &value_name(&bad.to_bytes(), b"u"));
         s.input(Protocol::Chap, parse(&resp));
         s.drain();
-        s.provide_secret(t0, Some("right"), &mut e);
+        s.provide_secret(t0, Some(&"right".into()), &mut e);
         let out = sends(&s.drain());
         let msg = std::str::from_utf8(&out[0].1[4..]).unwrap().to_string();
         assert!(msg.starts_with("E=691 R=1 C="), "{msg}");
@@ -1392,7 +1582,7 @@ mod tests {
         let resp = packet(chap::RESPONSE, 11, &value_name(&good.to_bytes(), b"u"));
         s.input(Protocol::Chap, parse(&resp));
         s.drain();
-        s.provide_secret(t0, Some("right"), &mut e);
+        s.provide_secret(t0, Some(&"right".into()), &mut e);
         assert!(matches!(&s.drain()[1], AuthOutput::Success { .. }));
     }
 
@@ -1459,7 +1649,7 @@ mod tests {
         let resp = packet(chap::RESPONSE, 1, &[3, 1, 2, 3, b'u']);
         s.input(Protocol::Chap, parse(&resp));
         s.drain();
-        s.provide_secret(t0, Some("p"), &mut e);
+        s.provide_secret(t0, Some(&"p".into()), &mut e);
         assert!(matches!(&s.drain()[1], AuthOutput::Failure { .. }));
         let mut c = AuthClient::new(
             AuthMethod::MsChapV1,

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{
     AuthClient, AuthMethod, AuthOutput, AuthPolicy, AuthServer, ExternalVerdict, KeyMaterial,
-    PeerCredentials,
+    PeerCredentials, Secret,
 };
 use crate::ccp::{Ccp, MppeMode, MppePolicy};
 use crate::frame::{emit_control, Code, ControlPacket, FrameHeader, HeaderCompression, Protocol};
@@ -464,9 +464,9 @@ impl Session {
     }
 
     /// The answer to [`SessionEvent::SecretRequest`]; `None` = unknown user.
-    pub fn provide_secret(&mut self, now: Instant, secret: Option<String>) {
+    pub fn provide_secret(&mut self, now: Instant, secret: Option<Secret>) {
         if let Auth::Server(s) = &mut self.auth {
-            s.provide_secret(now, secret.as_deref(), self.entropy.as_mut());
+            s.provide_secret(now, secret.as_ref(), self.entropy.as_mut());
         }
         self.pump(now);
     }
@@ -1138,17 +1138,12 @@ impl Session {
         match ccp.options.agreed_mode() {
             Ok(Some(mode)) => {
                 let keys = match self.authenticated.as_ref().and_then(|a| a.2.as_ref()) {
-                    Some(KeyMaterial::MsChapV2 {
-                        password,
-                        nt_response,
-                    }) => mppe::mschapv2_start_keys(password, nt_response, self.is_server()),
-                    Some(KeyMaterial::MsChapV1 {
-                        password,
-                        challenge,
-                    }) => mppe::mschapv1_start_keys(password, challenge, mode.key_length),
-                    Some(KeyMaterial::Direct { send, recv }) => mppe::StartKeys {
-                        send: mppe::StartKey(*send),
-                        recv: mppe::StartKey(*recv),
+                    Some(k) => match k.start_keys(mode.key_length, self.is_server()) {
+                        Ok(keys) => keys,
+                        Err(why) => {
+                            self.fail_mppe(now, why);
+                            return;
+                        }
                     },
                     None => {
                         self.fail_mppe(now, "MPPE required but not available");
@@ -1329,18 +1324,10 @@ mod tests {
             key_length: crate::mppe::KeyLength::Bits128,
             stateless: false,
         };
-        let Some((
-            _,
-            _,
-            Some(KeyMaterial::MsChapV2 {
-                password,
-                nt_response,
-            }),
-        )) = &x.authenticated
-        else {
+        let Some((_, _, Some(k @ KeyMaterial::MsChapV2 { .. }))) = &x.authenticated else {
             panic!("no keys")
         };
-        let keys = mppe::mschapv2_start_keys(password, nt_response, x.is_server());
+        let keys = k.start_keys(mode.key_length, x.is_server()).unwrap();
         x.enc = Some(MppeEncrypter::new(&keys.send, mode.key_length, false));
         x.dec = Some(MppeDecrypter::new(&keys.recv, mode.key_length, false));
         x.mode = Some(mode);

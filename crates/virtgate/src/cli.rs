@@ -54,6 +54,10 @@ pub enum Command {
     /// `port add|del|list`, `qemu-ifup`, `qemu-ifdown`: guests' ports (ports.rs).
     #[command(flatten)]
     Ports(crate::ports::PortsCommand),
+    /// Print the NT hash of a password as a chap-secrets secret (`nthash:<32 hex>`), to store
+    /// instead of the password. Reads the password from standard input (not echoed on a
+    /// terminal); it works with MS-CHAPv1/v2 and PAP, not CHAP-MD5.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +197,86 @@ pub struct DaemonArgs {
     /// Run this program when a session that was up goes down (pppd's ip-down).
     #[arg(long, value_name = "PATH")]
     pub ip_down: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub abuse: AbuseArgs,
+
+    /// Keep every capability after start-up. By default only CAP_NET_ADMIN, CAP_NET_RAW and
+    /// CAP_NET_BIND_SERVICE stay (also for nft, ovs-vsctl and the ip-up/ip-down hooks); use this
+    /// when a hook needs more.
+    #[arg(long)]
+    pub keep_capabilities: bool,
+}
+
+/// A count where `0` or `off` turns the limit off.
+fn limit_count(s: &str) -> Result<u32, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?}: give a whole number, or 0 / off to turn the limit off"))
+}
+
+/// Seconds where `0` or `off` turns the limit off.
+fn limit_secs(s: &str) -> Result<u64, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?}: give seconds, or 0 / off to turn the limit off"))
+}
+
+/// Abuse limits of `virtgate daemon` (docs/security.md). Each is on by default; `0` or `off`
+/// turns it off.
+#[derive(Debug, Clone, Args)]
+pub struct AbuseArgs {
+    /// Lock a user name out after this many failed logins within --lockout-window.
+    #[arg(long, value_name = "N", default_value = "5", value_parser = limit_count)]
+    pub lockout_user: u32,
+    /// Lock a source address out after this many failed logins (any user names) within
+    /// --lockout-window; higher than --lockout-user because users behind one NAT share it.
+    #[arg(long, value_name = "N", default_value = "20", value_parser = limit_count)]
+    pub lockout_source: u32,
+    /// The sliding window failed logins are counted in, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = limit_secs)]
+    pub lockout_window: u64,
+    /// How long a lockout lasts, in seconds (0/off: no lockouts).
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = limit_secs)]
+    pub lockout_time: u64,
+    /// New control connections a minute from one source address (accel-ppp's connlimit);
+    /// connections over it are closed at once.
+    #[arg(long, value_name = "PER_MIN", default_value = "60", value_parser = limit_count)]
+    pub conn_rate: u32,
+    /// New control connections one source address may open at once before --conn-rate applies.
+    #[arg(long, value_name = "N", default_value = "40", value_parser = limit_count)]
+    pub conn_burst: u32,
+    /// Sessions at a time, all users together.
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = limit_count)]
+    pub max_sessions: u32,
+    /// Sessions of one user name at a time (high by default: accounts shared by a team).
+    #[arg(long, value_name = "N", default_value = "64", value_parser = limit_count)]
+    pub max_sessions_per_user: u32,
+    /// A user's second session: allowed (off), refused (deny), or it replaces the first, which
+    /// is hung up politely (replace).
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "off")]
+    pub single_session: crate::settings::SingleSession,
+}
+
+impl AbuseArgs {
+    pub fn limits(&self) -> crate::settings::AbuseLimits {
+        crate::settings::AbuseLimits {
+            user_failures: self.lockout_user,
+            source_failures: self.lockout_source,
+            fail_window: std::time::Duration::from_secs(self.lockout_window),
+            lockout: std::time::Duration::from_secs(self.lockout_time),
+            conn_rate_per_min: self.conn_rate,
+            conn_burst: self.conn_burst,
+            max_sessions: self.max_sessions,
+            max_sessions_per_user: self.max_sessions_per_user,
+            single_session: self.single_session,
+            ..crate::settings::AbuseLimits::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +361,39 @@ mod tests {
         );
         assert_eq!(d.metrics, None);
         assert_eq!((d.ip_up, d.ip_down), (None, None));
+        assert_eq!(d.abuse.limits(), crate::settings::AbuseLimits::default());
+    }
+
+    #[test]
+    fn abuse_limits_parse_and_turn_off() {
+        let c = Cli::try_parse_from([
+            "virtgate",
+            "daemon",
+            "--lockout-user",
+            "off",
+            "--lockout-source",
+            "3",
+            "--lockout-time",
+            "30",
+            "--conn-rate",
+            "0",
+            "--max-sessions-per-user",
+            "2",
+            "--single-session",
+            "replace",
+        ])
+        .unwrap();
+        let Command::Daemon(d) = c.command else {
+            panic!("not daemon")
+        };
+        let l = d.abuse.limits();
+        assert_eq!((l.user_failures, l.source_failures), (0, 3));
+        assert_eq!(l.lockout, std::time::Duration::from_secs(30));
+        assert_eq!(l.conn_rate_per_min, 0);
+        assert_eq!(l.max_sessions_per_user, 2);
+        assert_eq!(l.single_session, crate::settings::SingleSession::Replace);
+        assert!(Cli::try_parse_from(["virtgate", "daemon", "--lockout-user", "many"]).is_err());
+        assert!(Cli::try_parse_from(["virtgate", "daemon", "--single-session", "yes"]).is_err());
     }
 
     #[test]
@@ -306,6 +423,10 @@ mod tests {
         assert_eq!(s.user.as_deref(), Some("bob"));
         assert!(Cli::try_parse_from(["virtgate", "config", "check", "--pptpd-conf", "x"]).is_ok());
         assert!(Cli::try_parse_from(["virtgate", "reload"]).is_ok());
+        assert!(matches!(
+            Cli::try_parse_from(["virtgate", "hash-password"]).map(|c| c.command),
+            Ok(Command::HashPassword)
+        ));
         let c = Cli::try_parse_from(["virtgate", "daemon", "--metrics", "127.0.0.1:9723"]).unwrap();
         let Command::Daemon(d) = c.command else {
             panic!("not daemon")

@@ -3,8 +3,10 @@
 //! response per line, in a versioned envelope: `{"v":1,"cmd":"sessions","user":"ann"}` →
 //! `{"v":1,"result":"sessions","sessions":[...]}`.
 //!
-//! Extending it (virtual networks: `net ...`, `port ...`) is one [`Request`] variant (with its
-//! [`Response`] variant when it answers with data) and one arm in the engine's
+//! The envelope, the requests and the daemon's line parser are in the `virtgate-control` crate
+//! (shared with the fuzz target `control_request`); the responses and the transport are here.
+//! Extending it (virtual networks: `net ...`, `port ...`) is one [`Request`] variant there (with
+//! its [`Response`] variant here when it answers with data) and one arm in the engine's
 //! `Engine::on_control` handler; the transport, the envelope and the permission check stay.
 //!
 //! Who may connect: the socket's directory is 0700 and the socket 0600, and every connection's
@@ -18,44 +20,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use virtgate_control::{decode, encode, parse_request_line, Request, Target, MAX_LINE};
+
 /// Where the daemon listens and the commands connect by default.
 pub const DEFAULT_SOCKET: &str = "/run/virtgate/virtgate.sock";
-
-/// The protocol version in every envelope.
-pub const VERSION: u32 = 1;
-
-/// The longest request line the daemon reads (a request is a few hundred bytes).
-pub const MAX_LINE: usize = 64 * 1024;
-
-/// A command to the daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Request {
-    /// Version, uptime, listeners, session counts, counters.
-    Status,
-    /// The sessions, all or one user's.
-    Sessions {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user: Option<String>,
-    },
-    /// Hang sessions up politely (LCP Terminate, Call-Disconnect-Notify).
-    Terminate { target: Target },
-    /// Re-read chap-secrets, the options file and pptpd.conf (as SIGHUP).
-    Reload,
-    /// Virtual networks: `virtgate net ...` (issue 4).
-    Net(crate::networks::NetRequest),
-}
-
-/// Which sessions `terminate` ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    User(String),
-    Ip(Ipv4Addr),
-    Id(u16),
-    All,
-}
 
 /// The daemon's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +62,35 @@ pub struct Status {
     pub sessions_active: usize,
     pub control_connections: usize,
     pub counters: Counters,
+    /// The running virtual networks' DHCP and DNS counters, by name.
+    #[serde(default)]
+    pub networks: Vec<NetworkStatus>,
+}
+
+/// One running network's DHCP and DNS counters (since it started) in `virtgate status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    pub name: String,
+    pub bridge: String,
+    /// Bound leases now.
+    pub dhcp_leases_active: u64,
+    /// DHCPOFFERs, DHCPACKs and DHCPNAKs sent.
+    pub dhcp_offers: u64,
+    pub dhcp_acks: u64,
+    pub dhcp_naks: u64,
+    /// DHCP datagrams dropped as malformed.
+    pub dhcp_malformed: u64,
+    /// DNS queries answered from the network's own names (and NXDOMAIN for its local domain).
+    pub dns_answered: u64,
+    /// DNS queries forwarded upstream (new ones; retries not counted).
+    pub dns_forwarded: u64,
+    /// DNS queries answered from the cache of forwarded answers.
+    pub dns_cache_hits: u64,
+    /// DNS queries that got an error: SERVFAIL (upstreams timed out or failed), REFUSED (no
+    /// upstream), NOTIMP, BADVERS.
+    pub dns_failed: u64,
+    /// DNS messages dropped or answered FORMERR as malformed.
+    pub dns_malformed: u64,
 }
 
 /// Counters since start (sessions that ended included).
@@ -112,6 +109,15 @@ pub struct Counters {
     /// and inside one (sequence window, undecryptable, ...).
     pub gre_dropped: BTreeMap<String, u64>,
     pub reloads: u64,
+    /// Refusals by the abuse limits, by reason (`conn_rate`, `source_locked`, ...).
+    #[serde(default)]
+    pub abuse_refusals: BTreeMap<String, u64>,
+    /// Lockouts started, by scope (`user`, `source`).
+    #[serde(default)]
+    pub lockouts: BTreeMap<String, u64>,
+    /// Sessions hung up because the same user started a new one (single-session replace).
+    #[serde(default)]
+    pub sessions_replaced: u64,
 }
 
 /// One session as `virtgate sessions` lists it.
@@ -135,20 +141,6 @@ pub struct SessionInfo {
     pub tx_packets: u64,
 }
 
-#[derive(Serialize)]
-struct OutEnvelope<'a, T> {
-    v: u32,
-    #[serde(flatten)]
-    body: &'a T,
-}
-
-#[derive(Deserialize)]
-struct InEnvelope<T> {
-    v: u32,
-    #[serde(flatten)]
-    body: T,
-}
-
 /// Why a control request failed on the client side.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -167,33 +159,6 @@ pub enum ControlError {
     BadAnswer(String),
     #[error("{0}")]
     Daemon(String),
-}
-
-/// One request line (with its newline).
-pub fn encode<T: Serialize>(body: &T) -> String {
-    let mut s = serde_json::to_string(&OutEnvelope { v: VERSION, body })
-        // Serializing these plain structs cannot fail; an empty object is answered as an error.
-        .unwrap_or_else(|_| "{}".into());
-    s.push('\n');
-    s
-}
-
-/// Parses one line; a wrong version or shape is an error message for the peer.
-pub fn decode<T: for<'de> Deserialize<'de>>(line: &str) -> Result<T, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(line.trim()).map_err(|e| format!("not JSON: {e}"))?;
-    match v.get("v").and_then(|v| v.as_u64()) {
-        Some(n) if n == u64::from(VERSION) => {}
-        Some(n) => {
-            return Err(format!(
-                "protocol version {n} not supported (this side speaks {VERSION})"
-            ))
-        }
-        None => return Err("no protocol version (\"v\":1)".into()),
-    }
-    let e: InEnvelope<T> = serde_json::from_value(v).map_err(|e| format!("bad message: {e}"))?;
-    debug_assert_eq!(e.v, VERSION);
-    Ok(e.body)
 }
 
 /// Sends one request to the daemon and waits for its answer (client side, blocking).
@@ -301,6 +266,27 @@ pub fn status_text(s: &Status) -> String {
     );
     o += &format!("GRE dropped:     {}\n", list(&c.gre_dropped));
     o += &format!("reloads:         {}\n", c.reloads);
+    if !s.networks.is_empty() {
+        o += &format!("networks:        {} running\n", s.networks.len());
+    }
+    for n in &s.networks {
+        o += &format!(
+            "  {} ({}): DHCP {} leases, {} offers, {} acks, {} naks, {} malformed; DNS {} local, \
+             {} forwarded, {} from cache, {} failed, {} malformed\n",
+            n.name,
+            n.bridge,
+            n.dhcp_leases_active,
+            n.dhcp_offers,
+            n.dhcp_acks,
+            n.dhcp_naks,
+            n.dhcp_malformed,
+            n.dns_answered,
+            n.dns_forwarded,
+            n.dns_cache_hits,
+            n.dns_failed,
+            n.dns_malformed
+        );
+    }
     o
 }
 
@@ -357,77 +343,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_round_trip_in_the_versioned_envelope() {
-        let reqs = [
-            Request::Status,
-            Request::Sessions { user: None },
-            Request::Sessions {
-                user: Some("ann".into()),
-            },
-            Request::Terminate {
-                target: Target::User("ann".into()),
-            },
-            Request::Terminate {
-                target: Target::Ip(Ipv4Addr::new(192, 168, 0, 100)),
-            },
-            Request::Terminate {
-                target: Target::Id(7),
-            },
-            Request::Terminate {
-                target: Target::All,
-            },
-            Request::Reload,
-        ];
-        for r in reqs {
-            let line = encode(&r);
-            assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-            assert_eq!(decode::<Request>(&line), Ok(r));
-        }
-    }
-
-    #[test]
-    fn wire_format_is_the_documented_one() {
-        assert_eq!(encode(&Request::Status), "{\"v\":1,\"cmd\":\"status\"}\n");
-        assert_eq!(
-            encode(&Request::Terminate {
-                target: Target::User("bob".into())
-            }),
-            "{\"v\":1,\"cmd\":\"terminate\",\"target\":{\"user\":\"bob\"}}\n"
-        );
-        assert_eq!(
-            decode::<Request>("{\"v\":1,\"cmd\":\"terminate\",\"target\":\"all\"}"),
-            Ok(Request::Terminate {
-                target: Target::All
-            })
-        );
+    fn responses_round_trip() {
         assert_eq!(
             encode(&Response::Terminated { sessions: 2 }),
             "{\"v\":1,\"result\":\"terminated\",\"sessions\":2}\n"
         );
-    }
-
-    #[test]
-    fn bad_lines_are_errors_not_panics() {
-        for bad in [
-            "",
-            "{",
-            "[]",
-            "{\"cmd\":\"status\"}",
-            "{\"v\":2,\"cmd\":\"status\"}",
-            "{\"v\":1}",
-            "{\"v\":1,\"cmd\":\"launch\"}",
-            "{\"v\":1,\"cmd\":\"terminate\",\"target\":{\"ip\":\"300.1.1.1\"}}",
-            "{\"v\":1,\"cmd\":\"terminate\",\"target\":{\"id\":70000}}",
-            "\u{0}\u{ff}",
-        ] {
-            assert!(decode::<Request>(bad).is_err(), "{bad:?}");
-        }
-        let e = decode::<Request>("{\"v\":2,\"cmd\":\"status\"}").unwrap_err();
-        assert!(e.contains("version 2"), "{e}");
-    }
-
-    #[test]
-    fn responses_round_trip() {
         let s = SessionInfo {
             id: 4711,
             user: Some("ann".into()),

@@ -27,6 +27,7 @@ use virtgate_ppp::{Session, SessionEvent};
 use virtgate_pptp::conn::{ControlConnection, ControlEvent};
 use virtgate_pptp::gre::{GreChannel, GreHeader};
 
+use crate::abuse::{Abuse, Lockout, Refusal, SessionVerdict};
 use crate::cli::ConfigArgs;
 use crate::control::{Counters, Request, Response, SessionInfo, Status, Target};
 use crate::error::DaemonError;
@@ -34,7 +35,7 @@ use crate::link::{GreRx, Link, BUF_LEN, HEADROOM};
 use crate::net::{self, GreSocket, Routes};
 use crate::ops::{self, ControlMsg, HookInfo, Hooks};
 use crate::pool::ClientAddresses;
-use crate::settings::{Limits, Settings};
+use crate::settings::{AbuseLimits, Limits, Settings};
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
 
 mod radius_hooks;
@@ -146,6 +147,8 @@ struct Call {
     radius: Option<crate::radius::Authz>,
     /// Per-session limits (RADIUS Session-/Idle-Timeout, CoA), else the options file's.
     limits: Option<Limits>,
+    /// When the user's password was accepted (sessions count from then on).
+    authed_at: Option<Instant>,
 }
 
 /// How the daemon is run beyond its configuration files.
@@ -157,6 +160,10 @@ pub struct Options {
     pub hooks: Hooks,
     /// Virtual networks (issue 4): `net` requests go to them.
     pub networks: Option<crate::networks::Handle>,
+    /// Lockouts, connection rate, session limits.
+    pub abuse: AbuseLimits,
+    /// Keep only CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE once everything is bound.
+    pub drop_capabilities: bool,
 }
 
 /// Counters since start; live sessions' traffic is added when asked.
@@ -168,6 +175,11 @@ struct Stats {
     /// Traffic of sessions that ended.
     ended: crate::link::LinkCounters,
     reloads: u64,
+    /// Abuse-limit refusals by reason; lockouts started by scope; sessions replaced.
+    refusals: std::collections::BTreeMap<Refusal, u64>,
+    lockouts_user: u64,
+    lockouts_source: u64,
+    replaced: u64,
 }
 
 /// Everything the server owns.
@@ -194,6 +206,7 @@ struct Engine {
     config: ConfigArgs,
     hooks: Hooks,
     radius: Option<crate::radius::Radius>,
+    abuse: Abuse,
 }
 
 struct StopState {
@@ -287,9 +300,13 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         config: opts.config,
         hooks: opts.hooks,
         radius,
+        abuse: Abuse::new(opts.abuse),
     };
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(DaemonError::Signal)?;
+    if opts.drop_capabilities {
+        crate::caps::log_drop();
+    }
     // Listeners are bound and the firewall (the caller's) is up: tell systemd.
     ops::sd_notify("READY=1");
     let mut gre_buf = vec![0u8; BUF_LEN];
@@ -306,10 +323,18 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         tokio::select! {
             _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
             _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
-            _ = sighup.recv() => { let _ = eng.reload("SIGHUP"); }
+            _ = sighup.recv() => match &networks {
+                // Network definitions are read first: a bad one refuses the whole reload.
+                Some(n) => n.reload("SIGHUP", || eng.reload("SIGHUP"), None),
+                None => { let _ = eng.reload("SIGHUP"); }
+            },
             Some(msg) = ctl_rx.recv() => match (msg.req, &networks) {
                 // Network commands run on their own task; the engine does not wait for them.
                 (Request::Net(req), Some(n)) => n.serve(req, msg.reply),
+                (Request::Status, Some(n)) => n.status(eng.on_control(Request::Status), msg.reply),
+                (Request::Reload, Some(n)) => {
+                    n.reload("control request", || eng.reload("control request"), Some(msg.reply))
+                }
                 (req, _) => {
                     let r = eng.on_control(req);
                     let _ = msg.reply.send(r);
@@ -400,6 +425,22 @@ impl Engine {
         if self.stop.is_some() {
             return;
         }
+        let now = Instant::now();
+        if let crate::abuse::ConnVerdict::Refuse { first } =
+            self.abuse.admit_connection(now, *v4.ip())
+        {
+            self.refused(Refusal::ConnRate);
+            if first {
+                let l = self.abuse.limits();
+                tracing::warn!(peer = %addr, rate_per_min = l.conn_rate_per_min,
+                    burst = l.conn_burst,
+                    "connection refused: too many new connections from this address \
+                     (--conn-rate/--conn-burst); refusing its connections until it slows down");
+            } else {
+                tracing::debug!(peer = %addr, "connection refused: connection rate");
+            }
+            return; // dropping the stream closes it, before any PPTP state exists
+        }
         if self.ctrls.len() >= self.settings.connections {
             tracing::warn!(peer = %addr, limit = self.settings.connections,
                 "connection refused: `connections` limit reached (raise it in pptpd.conf)");
@@ -431,7 +472,6 @@ impl Engine {
             }
         });
         let (out, writer) = CtrlOut::new(wr);
-        let now = Instant::now();
         let conn = ControlConnection::new_server(now, self.settings.control_config());
         tracing::debug!(peer = %addr, conn = id, "control connection accepted");
         self.ctrls.insert(
@@ -505,6 +545,19 @@ impl Engine {
                 tracing::debug!(peer = ?peer, "control connection established");
             }
             ControlEvent::CallRequest { peer_call_id, .. } => {
+                let locked = peer.and_then(|p| self.abuse.source_locked(now, p));
+                if let (Some(until), Some(c)) = (locked, self.ctrls.get_mut(&id)) {
+                    tracing::debug!(peer = %c.peer,
+                        left_s = until.saturating_duration_since(now).as_secs(),
+                        "outgoing call refused: the address is locked out after failed logins");
+                    c.conn.reject_call(
+                        now,
+                        peer_call_id,
+                        virtgate_pptp::control::OutgoingCallResult::DoNotAccept,
+                    );
+                    self.refused(Refusal::SourceLocked);
+                    return;
+                }
                 let local = if self.stop.is_some() {
                     None
                 } else {
@@ -607,6 +660,7 @@ impl Engine {
                 failure: None,
                 radius: None,
                 limits: None,
+                authed_at: None,
             },
         );
         self.drive_call(local, now);
@@ -634,11 +688,6 @@ impl Engine {
 
     /// Returns false when the call is gone.
     fn on_session_event(&mut self, id: u16, now: Instant, ev: SessionEvent) -> bool {
-        if let SessionEvent::SecretRequest { peer_name } = &ev {
-            if self.radius_secret_request(id, now, peer_name) {
-                return true;
-            }
-        }
         let settings = self.settings.clone();
         let Some(e) = self.calls.get_mut(id) else {
             return false;
@@ -647,7 +696,38 @@ impl Engine {
         let call = &mut e.value;
         match ev {
             SessionEvent::SecretRequest { peer_name } => {
+                let locked = match self.abuse.user_locked(now, &peer_name) {
+                    Some(t) => Some((t, Refusal::UserLocked)),
+                    None => self
+                        .abuse
+                        .source_locked(now, peer)
+                        .map(|t| (t, Refusal::SourceLocked)),
+                };
+                if let Some((until, why)) = locked {
+                    let left = until.saturating_duration_since(now).as_secs().max(1);
+                    tracing::debug!(%peer, user = %peer_name, left_s = left, reason = why.label(),
+                        "authentication refused: locked out after failed logins");
+                    call.user = Some(peer_name);
+                    call.close_reason = Some("locked out after failed logins");
+                    // No password check: the right password is refused too. LCP
+                    // Terminate-Request says why.
+                    call.link.session.close(
+                        now,
+                        &format!("locked out after too many failed logins; try again in {left} s"),
+                    );
+                    self.refused(why);
+                    return true;
+                }
                 let secret = settings.secret_for(&peer_name);
+                // `plugin radius.so`: RADIUS decides (radius-order may leave it to chap-secrets).
+                if self
+                    .radius
+                    .as_ref()
+                    .is_some_and(|r| r.decides(secret.is_some()))
+                {
+                    self.radius_secret_request(id, now, &peer_name);
+                    return true;
+                }
                 if secret.is_none() {
                     tracing::warn!(%peer, user = %peer_name,
                         "no secret for user (client {peer_name:?}, server {:?}) in chap-secrets",
@@ -658,12 +738,31 @@ impl Engine {
             }
             SessionEvent::Authenticated { peer_name, method } => {
                 tracing::info!(%peer, user = %peer_name, ?method, "authenticated");
-                call.user = Some(peer_name);
+                call.user = Some(peer_name.clone());
+                self.abuse.auth_succeeded(now, &peer_name);
+                self.admit_session(id, now, &peer_name);
             }
             SessionEvent::AuthFailed { peer_name, method } => {
                 self.stats.auth_failures += 1;
                 tracing::warn!(%peer, user = %peer_name, ?method, "authentication failed");
-                call.user = Some(peer_name);
+                call.user = Some(peer_name.clone());
+                for l in self.abuse.auth_failed(now, peer, &peer_name) {
+                    let lim = *self.abuse.limits();
+                    match l {
+                        Lockout::User { name, .. } => {
+                            self.stats.lockouts_user += 1;
+                            tracing::warn!(user = %name, %peer, failures = lim.user_failures,
+                                window_s = lim.fail_window.as_secs(), lockout_s = lim.lockout.as_secs(),
+                                "user locked out after repeated failed logins (--lockout-user)");
+                        }
+                        Lockout::Source { addr, .. } => {
+                            self.stats.lockouts_source += 1;
+                            tracing::warn!(peer = %addr, failures = lim.source_failures,
+                                window_s = lim.fail_window.as_secs(), lockout_s = lim.lockout.as_secs(),
+                                "address locked out after repeated failed logins (--lockout-source)");
+                        }
+                    }
+                }
             }
             SessionEvent::AddressRequest { peer_name } => {
                 if let Some(old) = call.addr.take() {
@@ -751,6 +850,77 @@ impl Engine {
             }
         }
         true
+    }
+
+    fn refused(&mut self, why: Refusal) {
+        *self.stats.refusals.entry(why).or_default() += 1;
+    }
+
+    /// The session limits, once the user's password was accepted: refuse the new session
+    /// (hung up with the reason in LCP Terminate-Request) or hang up the user's older ones.
+    fn admit_session(&mut self, id: u16, now: Instant, user: &str) {
+        let mut others: Vec<(Instant, u16)> = Vec::new();
+        let mut total = 0;
+        for other in self.calls.call_ids() {
+            if other == id {
+                continue;
+            }
+            let Some(e) = self.calls.get(other) else {
+                continue;
+            };
+            // Sessions already hanging up (replaced, refused, terminated) no longer count.
+            let Some(at) = e.value.authed_at.filter(|_| e.value.close_reason.is_none()) else {
+                continue;
+            };
+            total += 1;
+            if e.value.user.as_deref() == Some(user) {
+                others.push((at, other));
+            }
+        }
+        others.sort_unstable();
+        let others: Vec<u16> = others.into_iter().map(|(_, i)| i).collect();
+        let limits = *self.abuse.limits();
+        let verdict = crate::abuse::session_verdict(&limits, total, &others);
+        let Some(e) = self.calls.get_mut(id) else {
+            return;
+        };
+        let peer = e.peer;
+        match verdict {
+            SessionVerdict::Admit => e.value.authed_at = Some(now),
+            SessionVerdict::Refuse(why) => {
+                let text = match why {
+                    Refusal::MaxSessions => format!(
+                        "too many sessions on this server (limit {})",
+                        limits.max_sessions
+                    ),
+                    Refusal::MaxSessionsUser => format!(
+                        "too many sessions of this user (limit {})",
+                        limits.max_sessions_per_user
+                    ),
+                    _ => "this user already has a session (single session)".to_string(),
+                };
+                tracing::warn!(%peer, user, reason = why.label(), "session refused: {text}");
+                e.value.close_reason = Some("session refused by a limit");
+                e.value.link.session.close(now, &text);
+                self.refused(why);
+            }
+            SessionVerdict::Replace(old) => {
+                e.value.authed_at = Some(now);
+                for o in old {
+                    if let Some(oe) = self.calls.get_mut(o) {
+                        tracing::info!(peer = %oe.peer, user, new_peer = %peer,
+                            "single session: hanging up the user's older session");
+                        oe.value.close_reason = Some("replaced by a new session of the user");
+                        oe.value
+                            .link
+                            .session
+                            .close(now, "replaced by a new session of the same user");
+                        self.stats.replaced += 1;
+                    }
+                    self.drive_call(o, now);
+                }
+            }
+        }
     }
 
     /// Removes a call: frees its id, address and route, logs its counters, and (if `notify`)
@@ -984,6 +1154,17 @@ impl Engine {
             reloads: self.stats.reloads,
             ..Counters::default()
         };
+        for r in Refusal::ALL {
+            c.abuse_refusals.insert(
+                r.label().to_string(),
+                self.stats.refusals.get(&r).copied().unwrap_or(0),
+            );
+        }
+        c.lockouts
+            .insert("account".into(), self.stats.lockouts_user);
+        c.lockouts
+            .insert("address".into(), self.stats.lockouts_source);
+        c.sessions_replaced = self.stats.replaced;
         for r in ops::FAILURE_REASONS {
             c.setup_failures.insert(
                 r.to_string(),
@@ -1031,6 +1212,8 @@ impl Engine {
             sessions_active: active,
             control_connections: self.ctrls.len(),
             counters: c,
+            // Filled in by the networks' handle (networks::Handle::status).
+            networks: Vec::new(),
         }
     }
 

@@ -2,6 +2,8 @@
 //! client. This binary is the tokio glue over the sans-IO crates: TUN, raw GRE socket, TCP 1723,
 //! routes, firewall, CLI. See ARCHITECTURE.md.
 
+mod abuse;
+mod caps;
 mod cli;
 mod conffile;
 mod control;
@@ -71,6 +73,8 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                     ip_down: args.ip_down.clone(),
                 },
                 networks: None,
+                abuse: args.abuse.limits(),
+                drop_capabilities: !args.keep_capabilities,
             };
             let rt = runtime()?;
             rt.block_on(async move {
@@ -173,6 +177,10 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
         }
         Command::Net { command } => networks::run_command(command),
         Command::Ports(command) => ports::run(command),
+        Command::HashPassword => {
+            hash_password();
+            Ok(())
+        }
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {
@@ -211,6 +219,46 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
 
 fn json(r: &Response) -> String {
     control::encode(r).trim_end().to_string()
+}
+
+/// `virtgate hash-password`: one line from standard input (the terminal's echo off while it is
+/// typed) → `nthash:<32 hex>` on standard output.
+fn hash_password() {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut saved: Option<libc::termios> = None;
+    if tty {
+        eprint!("Password: ");
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios the kernel filled in.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores what tcgetattr returned.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        eprintln!();
+    }
+    if let Err(e) = r {
+        eprintln!("virtgate: cannot read the password: {e}");
+        std::process::exit(1);
+    }
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        eprintln!("virtgate: empty password: type it (or pipe it) on standard input");
+        std::process::exit(1);
+    }
+    let hash = virtgate_ppp::mschap::nt_password_hash(pw);
+    println!("{}", virtgate_config::chap_secrets::nt_hash_secret(&hash));
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {

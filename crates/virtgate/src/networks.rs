@@ -29,7 +29,7 @@
 //!   (`--config`) together, so the change survives a restart; either part applies to what
 //!   exists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -300,11 +300,25 @@ pub struct Networks {
     running: BTreeMap<String, RunningNetwork>,
     rules: Rules,
     stopping: bool,
+    /// Names defined (files and store) when last read: a reload starts only autostart
+    /// networks that are new since, not ones an admin stopped.
+    known: BTreeSet<String>,
 }
 
 /// Shared access for the control-socket handlers and the daemon's stop.
 #[derive(Clone)]
-pub struct Handle(Arc<Mutex<Networks>>);
+pub struct Handle {
+    nets: Arc<Mutex<Networks>>,
+    /// The daemon's network flags, read again on reload.
+    args: Arc<NetworkArgs>,
+}
+
+/// Network definitions read for a reload, before anything changes.
+#[derive(Debug)]
+pub struct ReloadPlan {
+    plan: Plan,
+    stored: Vec<virtgate_vnet::StoredNetwork>,
+}
 
 /// Start-up: the networks of `plan`, then the firewall from `firewall` (given the networks'
 /// parts; it returns the active firewall and the PPTP parts, or `None` for `--no-firewall`).
@@ -323,6 +337,12 @@ pub async fn start(
         running: BTreeMap::new(),
         rules: Rules::default(),
         stopping: false,
+        known: BTreeSet::new(),
+    };
+    let args = NetworkArgs {
+        network_xml: plan.files.iter().map(|(p, _)| p.clone()).collect(),
+        state_dir: plan.state_dir.clone(),
+        no_default_network: plan.no_default,
     };
     if let Err(e) = nets.start_planned(&plan).await {
         nets.shutdown().await;
@@ -343,7 +363,17 @@ pub async fn start(
             return Err(e);
         }
     }
-    Ok(Handle(Arc::new(Mutex::new(nets))))
+    nets.known = nets
+        .store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.def.name)
+        .collect();
+    Ok(Handle {
+        nets: Arc::new(Mutex::new(nets)),
+        args: Arc::new(args),
+    })
 }
 
 impl Networks {
@@ -458,6 +488,130 @@ impl Networks {
             }
         }
         self.rules.remove();
+    }
+
+    // ---- reload ------------------------------------------------------------------------------
+
+    /// Applies definitions read by [`Handle::prepare_reload`]: the `--network-xml` files are
+    /// defined again; autostart networks new since the last read start; a running network
+    /// whose definition changed gets its DHCP and DNS hosts applied live, and any other change
+    /// waits for `net stop` + `net start` (libvirt's persistent versus live definition: the
+    /// hosts apply live even when other changes wait). What could not be done is returned as
+    /// warnings; nothing running is stopped.
+    async fn reload(&mut self, r: ReloadPlan) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.stopping {
+            return warnings;
+        }
+        for (path, def) in &r.plan.files {
+            if let Err(e) = self.store.define(def.clone(), &self.links).await {
+                warnings.push(format!(
+                    "{}: not defined again, the stored definition stays: {e}",
+                    path.display()
+                ));
+            }
+        }
+        // What is defined now: the store as just updated (a file's definition included).
+        let stored = match self.store.list() {
+            Ok(s) => s,
+            Err(e) => {
+                warnings.push(format!("network definitions: {e}"));
+                r.stored
+            }
+        };
+        let mut started = false;
+        for s in &stored {
+            let name = &s.def.name;
+            let from_file = r.plan.files.iter().any(|(_, d)| &d.name == name);
+            let new = !self.known.contains(name);
+            if self.running.contains_key(name)
+                || !new
+                || !(s.autostart || from_file)
+                || (r.plan.no_default && name == DEFAULT_NETWORK)
+            {
+                continue;
+            }
+            match self.launch(s.def.clone()).await {
+                Ok(()) => started = true,
+                Err(e) => warnings.push(format!("network '{name}' did not start: {e}")),
+            }
+        }
+        let stored = if started {
+            if let Err(e) = self.apply_rules() {
+                warnings.push(format!("firewall rules for the new networks: {e}"));
+            }
+            // Starting wrote generated identities (UUID, MAC) back to the store.
+            self.store.list().unwrap_or(stored)
+        } else {
+            stored
+        };
+        for s in &stored {
+            let Some(net) = self.running.get(&s.def.name) else {
+                continue;
+            };
+            let running = net.def();
+            if running == s.def {
+                continue;
+            }
+            let name = &s.def.name;
+            // The hosts apply live whatever else changed (as `net-update` would); the rest
+            // waits for a restart of the network.
+            let mut live = running.clone();
+            if let (Some(l), Some(n)) = (live.ip.as_mut(), s.def.ip.as_ref()) {
+                l.dhcp_hosts.clone_from(&n.dhcp_hosts);
+            }
+            live.dns.hosts.clone_from(&s.def.dns.hosts);
+            if live != running {
+                match net.apply(live).await {
+                    Ok(()) => {
+                        tracing::info!(network = %name, "reload: DHCP and DNS hosts applied live")
+                    }
+                    Err(e) => warnings.push(format!(
+                        "network '{name}': the new DHCP and DNS hosts are not applied: {e}"
+                    )),
+                }
+            }
+            if !RunningNetwork::live_change_only(&running, &s.def) {
+                warnings.push(format!(
+                    "network '{name}': its definition changed beyond DHCP and DNS hosts; it keeps \
+                     running with the old settings until `virtgate net stop {name}` and \
+                     `virtgate net start {name}`"
+                ));
+            }
+        }
+        self.known = stored.into_iter().map(|s| s.def.name).collect();
+        warnings
+    }
+
+    /// The running networks' DHCP and DNS counters.
+    async fn status(&self) -> Vec<crate::control::NetworkStatus> {
+        let mut out = Vec::new();
+        for (name, net) in &self.running {
+            let st = match net.stats().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(network = %name, "stats: {e}");
+                    continue;
+                }
+            };
+            let dhcp = st.dhcp.unwrap_or_default();
+            let dns = st.dns.unwrap_or_default();
+            out.push(crate::control::NetworkStatus {
+                name: name.clone(),
+                bridge: net.bridge().to_string(),
+                dhcp_leases_active: st.leases_active as u64,
+                dhcp_offers: dhcp.offers,
+                dhcp_acks: dhcp.acks,
+                dhcp_naks: dhcp.naks,
+                dhcp_malformed: dhcp.malformed,
+                dns_answered: dns.answered,
+                dns_forwarded: dns.forwarded,
+                dns_cache_hits: dns.cache_hits,
+                dns_failed: dns.failed,
+                dns_malformed: dns.malformed,
+            });
+        }
+        out
     }
 
     // ---- one handler per NetRequest variant ---------------------------------------------------
@@ -680,6 +834,81 @@ fn bad_request(message: &str) -> NetworksError {
 }
 
 impl Handle {
+    /// Reads every network definition again (the `--network-xml` files and the state
+    /// directory's), changing nothing: a file that does not parse is an error with its
+    /// `file:line`, and the whole reload is refused.
+    pub fn prepare_reload(&self) -> Result<ReloadPlan, NetworksError> {
+        let plan = self.args.read()?;
+        let stored = Store::open(&plan.state_dir)?.list_strict()?;
+        Ok(ReloadPlan { plan, stored })
+    }
+
+    /// `virtgate reload` / SIGHUP with networks: the network definitions are read first (a bad
+    /// one refuses everything), then `pptp` reloads the PPTP side (its refusal also leaves the
+    /// networks alone), then the networks apply theirs on a task of their own; the answer (to
+    /// `reply`, or the log) carries both sides' warnings.
+    pub fn reload(
+        &self,
+        why: &str,
+        pptp: impl FnOnce() -> crate::control::Response,
+        reply: Option<tokio::sync::oneshot::Sender<crate::control::Response>>,
+    ) {
+        use crate::control::Response;
+        let answer = |r: Response| {
+            if let Some(reply) = reply {
+                let _ = reply.send(r);
+            }
+        };
+        let plan = match self.prepare_reload() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{why}: reload refused, the running configuration stays: {e}");
+                answer(Response::Error {
+                    message: format!("reload refused, the running configuration stays: {e}"),
+                });
+                return;
+            }
+        };
+        let mut warnings = match pptp() {
+            Response::Reloaded { warnings } => warnings,
+            other => {
+                answer(other);
+                return;
+            }
+        };
+        let this = self.clone();
+        let why = why.to_string();
+        tokio::spawn(async move {
+            let net_warnings = this.nets.lock().await.reload(plan).await;
+            for w in &net_warnings {
+                tracing::warn!("{why}: {w}");
+            }
+            tracing::info!("{why}: network definitions reloaded");
+            warnings.extend(net_warnings);
+            answer(Response::Reloaded { warnings });
+        });
+    }
+
+    /// `virtgate status` with networks: `status` (the PPTP engine's answer) completed with the
+    /// running networks' counters, on a task of its own.
+    pub fn status(
+        &self,
+        status: crate::control::Response,
+        reply: tokio::sync::oneshot::Sender<crate::control::Response>,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let r = match status {
+                crate::control::Response::Status(mut s) => {
+                    s.networks = this.nets.lock().await.status().await;
+                    crate::control::Response::Status(s)
+                }
+                other => other,
+            };
+            let _ = reply.send(r);
+        });
+    }
+
     /// Runs one `net` command and answers it (on its own task: the PPTP engine does not wait).
     pub fn serve(
         &self,
@@ -688,7 +917,7 @@ impl Handle {
     ) {
         let this = self.clone();
         tokio::spawn(async move {
-            let r = this.0.lock().await.handle(req).await;
+            let r = this.nets.lock().await.handle(req).await;
             let _ = reply.send(match r {
                 Ok(r) => crate::control::Response::Net(r),
                 Err(e) => crate::control::Response::Error {
@@ -700,46 +929,13 @@ impl Handle {
 
     /// Stops every network and removes the firewall (the daemon is exiting).
     pub async fn shutdown(&self) {
-        self.0.lock().await.shutdown().await;
+        self.nets.lock().await.shutdown().await;
     }
 }
 
 // ---- control protocol ------------------------------------------------------------------------
 
-/// A `virtgate net ...` command (`{"cmd":"net","net":"start","name":"default"}` on the socket).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "net", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum NetRequest {
-    /// `virsh net-list --all`.
-    List,
-    /// `virsh net-start NAME`.
-    Start { name: String },
-    /// `virsh net-destroy NAME`.
-    Stop { name: String },
-    /// `virsh net-define FILE`: the file's text, read by the client; `origin` names it in
-    /// errors.
-    Define { xml: String, origin: PathBuf },
-    /// `virsh net-undefine NAME`.
-    Undefine { name: String },
-    /// `virsh net-autostart [--disable] NAME`: start it with the daemon (or not).
-    Autostart { name: String, enable: bool },
-    /// `virsh net-dumpxml [--inactive] NAME`.
-    Dumpxml {
-        name: String,
-        #[serde(default)]
-        inactive: bool,
-    },
-    /// `virsh net-dhcp-leases NAME`.
-    Leases { name: String },
-    /// `virsh net-update NAME COMMAND SECTION XML --live --config`.
-    Update {
-        name: String,
-        command: String,
-        section: String,
-        xml: String,
-    },
-}
+pub use virtgate_control::NetRequest;
 
 /// The daemon's answer to a [`NetRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

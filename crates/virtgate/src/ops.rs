@@ -71,26 +71,22 @@ async fn control_conn(stream: UnixStream, tx: mpsc::UnboundedSender<ControlMsg>)
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     loop {
-        let mut line = String::new();
+        let mut line = Vec::new();
         let n = match (&mut rd)
             .take(control::MAX_LINE as u64)
-            .read_line(&mut line)
+            .read_until(b'\n', &mut line)
             .await
         {
             Ok(n) => n,
-            Err(_) => return, // not UTF-8 or the peer went away
+            Err(_) => return, // the peer went away
         };
         if n == 0 {
             return;
         }
-        if !line.ends_with('\n') && n >= control::MAX_LINE {
-            let r = Response::Error {
-                message: format!("request longer than {} bytes", control::MAX_LINE),
-            };
-            let _ = wr.write_all(control::encode(&r).as_bytes()).await;
-            return;
-        }
-        let resp = match control::decode::<Request>(&line) {
+        let complete = line.ends_with(b"\n");
+        let too_long = !complete && n >= control::MAX_LINE;
+        // The parser the fuzz target `control_request` runs (virtgate-control).
+        let resp = match control::parse_request_line(&line, complete) {
             Ok(req) => ask(&tx, req).await,
             Err(message) => Response::Error { message },
         };
@@ -98,6 +94,7 @@ async fn control_conn(stream: UnixStream, tx: mpsc::UnboundedSender<ControlMsg>)
             .write_all(control::encode(&resp).as_bytes())
             .await
             .is_err()
+            || too_long
         {
             return;
         }
@@ -246,6 +243,28 @@ pub fn render_metrics(s: &Status) -> String {
         "Failed authentications.",
         &one(c.auth_failures),
     );
+    let abuse: Vec<&str> = crate::abuse::Refusal::ALL
+        .iter()
+        .map(|r| r.label())
+        .collect();
+    metric(
+        "virtgate_abuse_refusals_total",
+        "counter",
+        "Connections, calls, logins and sessions refused by the abuse limits, by reason.",
+        &by("reason", &abuse, &c.abuse_refusals),
+    );
+    metric(
+        "virtgate_lockouts_total",
+        "counter",
+        "Lockouts started after repeated failed logins, by scope (account: a user name; address: a source address).",
+        &by("scope", &["account", "address"], &c.lockouts),
+    );
+    metric(
+        "virtgate_sessions_replaced_total",
+        "counter",
+        "Sessions hung up because their user started a new one (single-session replace).",
+        &one(c.sessions_replaced),
+    );
     metric(
         "virtgate_bytes_total",
         "counter",
@@ -276,7 +295,95 @@ pub fn render_metrics(s: &Status) -> String {
         "Successful configuration reloads.",
         &one(c.reloads),
     );
+    // Virtual networks: one label, the network's name (admins define a few networks).
+    let per_net = |f: fn(&control::NetworkStatus) -> u64| -> Vec<(String, u64)> {
+        s.networks
+            .iter()
+            .map(|n| (format!("{{network=\"{}\"}}", label_value(&n.name)), f(n)))
+            .collect()
+    };
+    for (name, kind, help, f) in NETWORK_METRICS {
+        metric(name, kind, help, &per_net(*f));
+    }
     o
+}
+
+type NetworkMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&control::NetworkStatus) -> u64,
+);
+
+/// The per-network metrics: name, type, help, value.
+const NETWORK_METRICS: &[NetworkMetric] = &[
+    (
+        "virtgate_dhcp_leases_active",
+        "gauge",
+        "DHCP leases bound now.",
+        |n| n.dhcp_leases_active,
+    ),
+    (
+        "virtgate_dhcp_offers_total",
+        "counter",
+        "DHCPOFFERs sent.",
+        |n| n.dhcp_offers,
+    ),
+    (
+        "virtgate_dhcp_acks_total",
+        "counter",
+        "DHCPACKs sent.",
+        |n| n.dhcp_acks,
+    ),
+    (
+        "virtgate_dhcp_naks_total",
+        "counter",
+        "DHCPNAKs sent.",
+        |n| n.dhcp_naks,
+    ),
+    (
+        "virtgate_dhcp_malformed_total",
+        "counter",
+        "DHCP datagrams dropped as malformed.",
+        |n| n.dhcp_malformed,
+    ),
+    (
+        "virtgate_dns_answered_total",
+        "counter",
+        "DNS queries answered from the network's own names.",
+        |n| n.dns_answered,
+    ),
+    (
+        "virtgate_dns_forwarded_total",
+        "counter",
+        "DNS queries forwarded upstream.",
+        |n| n.dns_forwarded,
+    ),
+    (
+        "virtgate_dns_cache_hits_total",
+        "counter",
+        "DNS queries answered from the cache of forwarded answers.",
+        |n| n.dns_cache_hits,
+    ),
+    (
+        "virtgate_dns_failed_total",
+        "counter",
+        "DNS queries answered with an error (SERVFAIL after upstream timeouts or failures, REFUSED, NOTIMP).",
+        |n| n.dns_failed,
+    ),
+    (
+        "virtgate_dns_malformed_total",
+        "counter",
+        "DNS messages dropped or answered FORMERR as malformed.",
+        |n| n.dns_malformed,
+    ),
+];
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 // ---- ip-up / ip-down -------------------------------------------------------------------------
@@ -429,9 +536,47 @@ mod tests {
                 tx_packets: 2,
                 gre_dropped: [("unknown_call".to_string(), 9)].into(),
                 reloads: 1,
+                abuse_refusals: [("conn_rate".to_string(), 6)].into(),
+                lockouts: [("account".to_string(), 2)].into(),
+                sessions_replaced: 3,
             },
+            networks: vec![crate::control::NetworkStatus {
+                name: "de\"fault".into(),
+                bridge: "virbr0".into(),
+                dhcp_leases_active: 3,
+                dhcp_offers: 4,
+                dhcp_acks: 5,
+                dhcp_naks: 6,
+                dhcp_malformed: 7,
+                dns_answered: 8,
+                dns_forwarded: 9,
+                dns_cache_hits: 10,
+                dns_failed: 11,
+                dns_malformed: 12,
+            }],
         };
         let m = render_metrics(&s);
+        for line in [
+            "virtgate_dhcp_leases_active{network=\"de\\\"fault\"} 3",
+            "virtgate_dhcp_offers_total{network=\"de\\\"fault\"} 4",
+            "virtgate_dhcp_acks_total{network=\"de\\\"fault\"} 5",
+            "virtgate_dhcp_naks_total{network=\"de\\\"fault\"} 6",
+            "virtgate_dhcp_malformed_total{network=\"de\\\"fault\"} 7",
+            "virtgate_dns_answered_total{network=\"de\\\"fault\"} 8",
+            "virtgate_dns_forwarded_total{network=\"de\\\"fault\"} 9",
+            "virtgate_dns_cache_hits_total{network=\"de\\\"fault\"} 10",
+            "virtgate_dns_failed_total{network=\"de\\\"fault\"} 11",
+            "virtgate_dns_malformed_total{network=\"de\\\"fault\"} 12",
+            "# TYPE virtgate_dhcp_leases_active gauge",
+            "# TYPE virtgate_dns_cache_hits_total counter",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+        }
+        let text = crate::control::status_text(&s);
+        assert!(
+            text.contains("de\"fault (virbr0): DHCP 3 leases, 4 offers, 5 acks, 6 naks, 7 malformed; DNS 8 local, 9 forwarded, 10 from cache, 11 failed, 12 malformed"),
+            "{text}"
+        );
         for line in [
             "virtgate_sessions{state=\"active\"} 2",
             "virtgate_sessions{state=\"starting\"} 1",
@@ -446,6 +591,11 @@ mod tests {
             "virtgate_gre_dropped_total{reason=\"session\"} 0",
             "virtgate_build_info{version=\"1.2.3\"} 1",
             "virtgate_reloads_total 1",
+            "virtgate_abuse_refusals_total{reason=\"conn_rate\"} 6",
+            "virtgate_abuse_refusals_total{reason=\"account_locked\"} 0",
+            "virtgate_lockouts_total{scope=\"account\"} 2",
+            "virtgate_lockouts_total{scope=\"address\"} 0",
+            "virtgate_sessions_replaced_total 3",
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line}:\n{m}");
         }
@@ -453,7 +603,7 @@ mod tests {
         let types = m.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = m.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 11);
+        assert_eq!(types, 14 + NETWORK_METRICS.len());
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();
             assert!(v.parse::<u64>().is_ok(), "{l}");

@@ -73,6 +73,64 @@ pub struct Settings {
     pub file: Option<ConfigFile>,
 }
 
+/// Abuse limits (issue 7), set by `virtgate daemon` flags; every limit is on by default and
+/// `0` turns it off. The defaults leave normal use alone: several clients behind one NAT
+/// address, a client reconnecting at once, a few dozen dial-ins from one address in a burst.
+/// See docs/security.md for how each is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// Failed authentications of one user name within `fail_window` that lock it out.
+    pub user_failures: u32,
+    /// Failed authentications from one source address within `fail_window` that lock it out.
+    pub source_failures: u32,
+    /// The sliding window failures are counted in.
+    pub fail_window: Duration,
+    /// How long a lockout lasts (zero: no lockouts at all).
+    pub lockout: Duration,
+    /// New control connections per minute from one source address (the sustained rate).
+    pub conn_rate_per_min: u32,
+    /// New control connections one source address may open at once before the rate applies.
+    pub conn_burst: u32,
+    /// Sessions (authenticated, starting or up) at a time, all users together.
+    pub max_sessions: u32,
+    /// Sessions of one user name at a time.
+    pub max_sessions_per_user: u32,
+    /// What a second session of a user does to the first.
+    pub single_session: SingleSession,
+    /// Addresses and user names tracked per table (failures, rates); beyond it the idlest are
+    /// forgotten, so a flood from many sources cannot grow memory without bound.
+    pub max_tracked: usize,
+}
+
+/// accel-ppp's `single-session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SingleSession {
+    /// A user may have several sessions (up to `max_sessions_per_user`).
+    #[default]
+    Off,
+    /// A user's second session is refused while the first is on.
+    Deny,
+    /// A user's new session replaces the old one, which is hung up politely.
+    Replace,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        AbuseLimits {
+            user_failures: 5,
+            source_failures: 20,
+            fail_window: Duration::from_secs(600),
+            lockout: Duration::from_secs(600),
+            conn_rate_per_min: 60,
+            conn_burst: 40,
+            max_sessions: 1000,
+            max_sessions_per_user: 64,
+            single_session: SingleSession::Off,
+            max_tracked: 65_536,
+        }
+    }
+}
+
 /// The per-session time limits (`idle`, `maxconnect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -215,7 +273,19 @@ pub fn load(args: &ConfigArgs) -> Result<Settings, DaemonError> {
         }
     }
     let secrets = read_secrets(&args, &ppp)?;
-    Settings::new(&args, &conf, ppp, secrets)
+    let s = Settings::new(&args, &conf, ppp, secrets)?;
+    warn_nt_hashes_without_chap_md5(&s);
+    Ok(s)
+}
+
+/// The warning for chap-secrets lines holding NT hashes when the options allow CHAP-MD5.
+fn warn_nt_hashes_without_chap_md5(s: &Settings) {
+    for who in s.nt_hash_users_without_chap_md5() {
+        tracing::warn!(
+            "{who}: the secret is an NT hash, which CHAP-MD5 (allowed by the options) cannot \
+             use: this user can log in with MS-CHAP or PAP only"
+        );
+    }
 }
 
 /// `--config FILE`: pptpd.conf, the pppd options and the secrets come from the virtgate.toml
@@ -255,6 +325,7 @@ fn load_file(args: &ConfigArgs, path: &Path) -> Result<Settings, DaemonError> {
         tracing::warn!("{}: no users: nobody can log in", path.display());
     }
     let mut s = Settings::new(&args, &file.pptpd, file.ppp.clone(), secrets)?;
+    warn_nt_hashes_without_chap_md5(&s);
     s.file = Some(file);
     Ok(s)
 }
@@ -421,12 +492,35 @@ impl Settings {
 
     /// The secret of `client`, or `None` (unknown user, or a line that allows no address:
     /// pppd refuses those too).
-    pub fn secret_for(&self, client: &str) -> Option<String> {
+    pub fn secret_for(&self, client: &str) -> Option<virtgate_ppp::auth::Secret> {
         let e = self.entry(client)?;
         if e.addrs.is_none() {
             return None;
         }
-        Some(e.secret.clone())
+        Some(match e.nt_hash {
+            Some(h) => virtgate_ppp::auth::Secret::NtHash(h),
+            None => virtgate_ppp::auth::Secret::Plain(e.secret.clone()),
+        })
+    }
+
+    /// When the options let clients use CHAP-MD5: `FILE:LINE: USER` of every chap-secrets line
+    /// whose secret is an NT hash (CHAP-MD5 needs the password; those users must use MS-CHAP
+    /// or PAP).
+    pub fn nt_hash_users_without_chap_md5(&self) -> Vec<String> {
+        if !self
+            .server_session_config()
+            .auth
+            .methods
+            .contains(&AuthMethod::ChapMd5)
+        {
+            return Vec::new();
+        }
+        self.secrets
+            .entries()
+            .iter()
+            .filter(|e| e.nt_hash.is_some())
+            .map(|e| format!("{}:{}: {}", self.secrets.path().display(), e.line, e.client))
+            .collect()
     }
 
     /// The address chap-secrets pins for `client`, if any.
@@ -589,6 +683,14 @@ pub fn stop_reason_shutdown() -> virtgate_pptp::control::StopReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plaintext of a secret (`None` for none or a hash).
+    fn plain(s: Option<virtgate_ppp::auth::Secret>) -> Option<String> {
+        match s? {
+            virtgate_ppp::auth::Secret::Plain(p) => Some(p),
+            _ => None,
+        }
+    }
     use std::path::PathBuf;
 
     fn settings(conf: &str, opts: &str, secrets: &str) -> Settings {
@@ -698,14 +800,14 @@ mod tests {
             uplink: None,
         };
         let s = load(&args).unwrap();
-        assert_eq!(s.secret_for("ann").as_deref(), Some("pw"));
+        assert_eq!(plain(s.secret_for("ann")).as_deref(), Some("pw"));
         // An explicit flag wins.
         let other = dir.join("other");
         std::fs::write(&other, "bob pptpd pb *\n").unwrap();
         args.chap_secrets = other;
         let s = load(&args).unwrap();
         assert_eq!(s.secret_for("ann"), None);
-        assert_eq!(s.secret_for("bob").as_deref(), Some("pb"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -770,10 +872,10 @@ mod tests {
              user3 * secret3 192.168.0.150\n\
              user4 pptpd secret4 -\n",
         );
-        assert_eq!(s.secret_for("user1").as_deref(), Some("password1"));
+        assert_eq!(plain(s.secret_for("user1")).as_deref(), Some("password1"));
         assert_eq!(s.secret_for("user2"), None, "line for another server");
         assert_eq!(s.secret_for("nobody"), None);
-        assert_eq!(s.secret_for("user3").as_deref(), Some("secret3"));
+        assert_eq!(plain(s.secret_for("user3")).as_deref(), Some("secret3"));
         assert_eq!(
             s.pinned_address("user3"),
             Some(Ipv4Addr::new(192, 168, 0, 150))
@@ -791,13 +893,40 @@ mod tests {
     }
 
     #[test]
+    fn nt_hash_secrets_reach_the_authenticator_as_hashes() {
+        let h = "5835048ce94ad0564e29a924a03510ef";
+        let s = settings(
+            SEED_CONF,
+            SEED_OPTS,
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        let Some(virtgate_ppp::auth::Secret::NtHash(x)) = s.secret_for("ann") else {
+            panic!("not a hash")
+        };
+        assert_eq!(x, virtgate_ppp::mschap::nt_password_hash("password1"));
+        assert_eq!(plain(s.secret_for("bob")).as_deref(), Some("pb"));
+        assert_eq!(s.nt_hash_users_without_chap_md5(), Vec::<String>::new());
+        // Options that allow CHAP-MD5: the hashed users are named (the daemon warns).
+        let s = settings(
+            SEED_CONF,
+            "name pptpd\nrequire-chap\nrequire-mschap-v2\n",
+            &format!("ann pptpd nthash:{h} *\nbob pptpd pb *\n"),
+        );
+        assert_eq!(s.nt_hash_users_without_chap_md5().len(), 1);
+        assert!(s.nt_hash_users_without_chap_md5()[0].contains(":1: ann"));
+    }
+
+    #[test]
     fn strip_domain_drops_a_windows_domain_prefix() {
         let s = settings(
             SEED_CONF,
             &format!("{SEED_OPTS}chapms-strip-domain\n"),
             "user1 pptpd password1 *\n",
         );
-        assert_eq!(s.secret_for("CORP\\user1").as_deref(), Some("password1"));
+        assert_eq!(
+            plain(s.secret_for("CORP\\user1")).as_deref(),
+            Some("password1")
+        );
         let s = settings(SEED_CONF, SEED_OPTS, "user1 pptpd password1 *\n");
         assert_eq!(s.secret_for("CORP\\user1"), None);
     }

@@ -385,7 +385,9 @@ fn thousand_silent_control_connections_are_reaped_by_stimeout_within_the_connect
     let server = Netns::new("fsrv");
     let client = Netns::new("fcli");
     server.link_to(&client, "vs0", "10.98.3.1/24", "vc0", "10.98.3.2/24");
-    let d = daemon(&server, &conf, &secrets, "info");
+    // The per-address connection rate (an abuse limit, tests/abuse.rs) would refuse this
+    // flood before `connections` and `stimeout` are reached: off here.
+    let d = daemon_with(&server, &conf, &secrets, "info", &["--conn-rate", "off"]);
     let srv = SocketAddr::V4(SocketAddrV4::new("10.98.3.1".parse().unwrap(), 1723));
 
     // The daemon's side: how many connections on 1723 its process holds (accepted ones; what

@@ -594,3 +594,35 @@ fn interim_update_every_acct_interim_interval() {
     );
     stop_daemon(d);
 }
+
+#[test]
+fn no_server_answering_closes_the_link_without_a_failed_login() {
+    if !require_root() || !have_freeradius() {
+        return;
+    }
+    let dir = TempDir::new("radius-none");
+    // Only a silent server: nothing listens on 127.0.0.2.
+    let (conf, secrets) = radius_config(&dir, "127.0.0.2");
+    let server = Netns::new("rsrv");
+    let client = Netns::new("rcli");
+    server.link_to(&client, "vs0", "10.98.13.1/24", "vc0", "10.98.13.2/24");
+    let d = daemon(&server, &conf, &secrets, "info,virtgate=debug");
+    let mut c = dial(&client, "10.98.13.1", "user2", "password2", "vgr0");
+    let st = c.wait(Duration::from_secs(20));
+    assert!(st.is_some_and(|s| !s.success()), "{}", c.log());
+    assert!(
+        d.wait_count("session down", 1, Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+    let down = d.lines_with("session down").pop().unwrap();
+    assert!(down.contains("no RADIUS server answered"), "{down}");
+    assert_eq!(d.count("authentication failed"), 0, "{}", d.log());
+    // The client was told why.
+    assert!(
+        c.log().contains("Authentication server unavailable"),
+        "{}",
+        c.log()
+    );
+    stop_daemon(d);
+}

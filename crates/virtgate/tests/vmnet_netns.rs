@@ -5,7 +5,8 @@
 //! leases with ISC dhclient as the guest, stop, undefine, autostart across restarts), the
 //! built-in `default` network (started, stored once, same MAC after a restart; giving way to a
 //! virbr0 or a subnet someone else holds), and a bad XML file refused with its line before
-//! anything is touched.
+//! anything is touched. Issue 6 for networks: DHCP and DNS counters in `status` and `/metrics`
+//! equal to what a dhclient guest and dig did, and `reload` of network definitions.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -818,4 +819,298 @@ fn a_bad_network_file_is_refused_with_its_line_before_anything_starts() {
     assert!(!link_exists(&ns, "vgpptp0"));
     assert_eq!(our_table(&ns), None);
     assert!(!Path::new(&dir.path("state/networks")).exists());
+}
+
+/// A guest namespace whose `eth0` (MAC `mac`) is a port (`port`) of `bridge` in `host`.
+fn guest_on(host: &Netns, bridge: &str, mac: &str, port: &str, tag: &str) -> Netns {
+    let guest = Netns::new(tag);
+    let st = Command::new("ip")
+        .args(["link", "add", "eth0", "netns", guest.name(), "address", mac])
+        .args(["type", "veth", "peer", "name", port, "netns", host.name()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    host.ip(&["link", "set", port, "master", bridge]);
+    host.ip(&["link", "set", port, "up"]);
+    guest.ip(&["link", "set", "eth0", "up"]);
+    guest
+}
+
+/// ISC dhclient in `guest`, once (`-1`), sending `hostname`; stopped (without a release)
+/// once it has its lease. Returns its output.
+fn dhclient(guest: &Netns, dir: &TempDir, hostname: &str) -> Output {
+    dir.write(
+        "dhclient.conf",
+        &format!("send host-name \"{hostname}\";\ntimeout 30;\n"),
+    );
+    // Configures the leased address (the tests' networks are /24s).
+    dir.write(
+        "script",
+        "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT)\n  \
+         ip -4 addr flush dev \"$interface\"\n  \
+         ip addr add \"$new_ip_address/24\" dev \"$interface\";;\nesac\nexit 0\n",
+    );
+    Command::new("chmod")
+        .args(["755", &dir.s("script")])
+        .status()
+        .unwrap();
+    let o = guest
+        .command("dhclient")
+        .args(["-4", "-1", "-cf", &dir.s("dhclient.conf")])
+        .args(["-lf", &dir.s("leases"), "-pf", &dir.s("pid")])
+        .args(["-sf", &dir.s("script"), "eth0"])
+        .output()
+        .expect("dhclient");
+    let _ = guest
+        .command("dhclient")
+        .args(["-x", "-pf", &dir.s("pid")])
+        .output();
+    o
+}
+
+/// `dig +short` in `ns` against `server`: the first line of the answer.
+fn dig(ns: &Netns, server: &str, name: &str) -> String {
+    let o = ns.sh(&format!("dig +short +time=5 +tries=1 @{server} {name}"));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `virtgate CMD ARGS... --socket SOCK` inside the namespace.
+fn ctl(ns: &Netns, dir: &TempDir, cmd: &str, args: &[&str]) -> Output {
+    ns.command(BIN)
+        .arg(cmd)
+        .args(args)
+        .arg("--socket")
+        .arg(dir.path("virtgate.sock"))
+        .output()
+        .expect("run virtgate")
+}
+
+/// The network of the operations test: NAT, DNS forwarded to 198.51.100.1, DHCP .10-.50,
+/// with `extra_dhcp` and `extra_dns` inside `<dhcp>` and `<dns>`, and STP `stp`.
+fn ops_xml(stp: &str, extra_dhcp: &str, extra_dns: &str) -> String {
+    format!(
+        "<network>\n  <name>ops</name>\n  <forward mode='nat'/>\n  \
+         <bridge name='vgtops0' stp='{stp}' delay='0'/>\n  \
+         <dns>\n    <forwarder addr='198.51.100.1'/>\n    {extra_dns}\n  </dns>\n  \
+         <ip address='10.74.0.1' netmask='255.255.255.0'>\n    <dhcp>\n      \
+         <range start='10.74.0.10' end='10.74.0.50'/>\n      {extra_dhcp}\n    </dhcp>\n  \
+         </ip>\n</network>\n"
+    )
+}
+
+/// Issue 6 for networks: the DHCP and DNS counters in `status --json`, the status text and
+/// `/metrics` equal what a dhclient guest and dig did; `reload` adds a DHCP host and a DNS host
+/// to the running network live, refuses a broken file (with its line) while DHCP keeps
+/// serving, says which change needs `net stop`/`net start`, and starts a new autostart network.
+#[test]
+fn network_counters_and_reload_of_definitions() {
+    if !require_root() {
+        return;
+    }
+    let ns = host_ns("vmnetops");
+    let dir = TempDir::new("ops");
+    // The upstream DNS server: dnsmasq on 198.51.100.1 in the same namespace, answering
+    // *.example.test with TTL 300 (so the answer may be cached) and refusing the rest.
+    ns.ip(&["addr", "add", "198.51.100.1/32", "dev", "up0peer"]);
+    let mut upstream = ns.spawn(
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=198.51.100.1",
+            "--address=/example.test/203.0.113.80",
+            "--local-ttl=300",
+            "--pid-file=",
+        ],
+    );
+    let mut args = pptp_config(&dir);
+    let xml = dir.write("ops.xml", &ops_xml("off", "", ""));
+    args.extend([
+        "--no-default-network".into(),
+        "--network-xml".into(),
+        xml.to_str().unwrap().into(),
+        "--metrics".into(),
+        "127.0.0.1:9478".into(),
+    ]);
+    let mut d = Daemon::spawn(&ns, &args);
+    assert!(
+        wait_until(Duration::from_secs(15), || dir
+            .path("virtgate.sock")
+            .exists()
+            && bridge_has(&ns, "vgtops0", "10.74.0.1/24")),
+        "{}",
+        d.log()
+    );
+
+    // What a guest does: one lease, a local name, a forwarded name twice (the second from the
+    // cache), a name the upstream refuses, one malformed datagram.
+    let g1 = guest_on(&ns, "vgtops0", "52:54:00:12:34:56", "vgtopsp1", "opsg1");
+    let g1dir = TempDir::new("opsg1");
+    let o = dhclient(&g1, &g1dir, "guest1");
+    assert!(o.status.success(), "dhclient: {}\n{}", text(&o), d.log());
+    let g1_ip = g1.sh_ok("ip -4 -o addr show dev eth0");
+    assert!(g1_ip.contains("inet 10.74.0."), "{g1_ip}");
+    assert!(dig(&g1, "10.74.0.1", "guest1").starts_with("10.74.0."));
+    assert_eq!(dig(&g1, "10.74.0.1", "www.example.test"), "203.0.113.80");
+    assert_eq!(dig(&g1, "10.74.0.1", "www.example.test"), "203.0.113.80");
+    assert_eq!(dig(&g1, "10.74.0.1", "nosuch.other.test"), "");
+    g1.sh_ok("bash -c 'printf xxxx > /dev/udp/10.74.0.1/53'");
+    let st = wait_until(Duration::from_secs(5), || {
+        let o = ctl(&ns, &dir, "status", &["--json"]);
+        json(&String::from_utf8_lossy(&o.stdout))["networks"][0]["dns_malformed"] == 1
+    });
+    assert!(st, "the malformed datagram was not counted:\n{}", d.log());
+
+    let o = ctl(&ns, &dir, "status", &["--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = json(&String::from_utf8_lossy(&o.stdout));
+    let n = &s["networks"][0];
+    assert_eq!(s["networks"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(
+        (n["name"].as_str(), n["bridge"].as_str()),
+        (Some("ops"), Some("vgtops0"))
+    );
+    let count = |k: &str| {
+        n[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {n}"))
+    };
+    assert_eq!(count("dhcp_leases_active"), 1, "{n}");
+    assert_eq!(count("dhcp_acks"), 1, "{n}");
+    assert!(count("dhcp_offers") >= 1, "{n}");
+    assert_eq!(count("dhcp_naks"), 0, "{n}");
+    assert_eq!(count("dhcp_malformed"), 0, "{n}");
+    assert_eq!(count("dns_answered"), 1, "{n}");
+    assert_eq!(count("dns_forwarded"), 2, "{n}");
+    assert_eq!(count("dns_cache_hits"), 1, "{n}");
+    assert_eq!(count("dns_failed"), 1, "{n}");
+    assert_eq!(count("dns_malformed"), 1, "{n}");
+    let offers = count("dhcp_offers");
+
+    let o = ctl(&ns, &dir, "status", &[]);
+    let t = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        t.contains(&format!(
+            "ops (vgtops0): DHCP 1 leases, {offers} offers, 1 acks, 0 naks, 0 malformed; DNS 1 \
+             local, 2 forwarded, 1 from cache, 1 failed, 1 malformed"
+        )),
+        "{t}"
+    );
+    let m = ns.sh_ok("curl -s --max-time 5 http://127.0.0.1:9478/metrics");
+    for line in [
+        "virtgate_dhcp_leases_active{network=\"ops\"} 1".to_string(),
+        format!("virtgate_dhcp_offers_total{{network=\"ops\"}} {offers}"),
+        "virtgate_dhcp_acks_total{network=\"ops\"} 1".into(),
+        "virtgate_dhcp_naks_total{network=\"ops\"} 0".into(),
+        "virtgate_dns_answered_total{network=\"ops\"} 1".into(),
+        "virtgate_dns_forwarded_total{network=\"ops\"} 2".into(),
+        "virtgate_dns_cache_hits_total{network=\"ops\"} 1".into(),
+        "virtgate_dns_failed_total{network=\"ops\"} 1".into(),
+        "virtgate_dns_malformed_total{network=\"ops\"} 1".into(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+    }
+
+    // Reload with a DHCP host and a DNS host added to the file: applied live.
+    let reserved = "<host mac='52:54:00:12:34:57' name='fixedguest' ip='10.74.0.40'/>";
+    let printer = "<host ip='10.74.0.99'><hostname>printer</hostname></host>";
+    dir.write("ops.xml", &ops_xml("off", reserved, printer));
+    let o = ctl(&ns, &dir, "reload", &[]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+    assert_eq!(dig(&g1, "10.74.0.1", "printer"), "10.74.0.99");
+    assert_eq!(dig(&g1, "10.74.0.1", "fixedguest"), "10.74.0.40");
+    assert!(net_ok(&ns, &dir, &["dumpxml", "ops"]).contains("fixedguest"));
+    let g2 = guest_on(&ns, "vgtops0", "52:54:00:12:34:57", "vgtopsp2", "opsg2");
+    let g2dir = TempDir::new("opsg2");
+    let o = dhclient(&g2, &g2dir, "guest2");
+    assert!(o.status.success(), "dhclient: {}\n{}", text(&o), d.log());
+    let g2_ip = g2.sh_ok("ip -4 -o addr show dev eth0");
+    assert!(g2_ip.contains("inet 10.74.0.40/24"), "{g2_ip}");
+
+    // A broken file: the whole reload is refused with file:line, nothing changes, DHCP serves.
+    dir.write(
+        "ops.xml",
+        "<network>\n  <name>ops</name>\n  <bridge name='vgtops0'\n</network>\n",
+    );
+    let before = net_ok(&ns, &dir, &["dumpxml", "ops", "--inactive"]);
+    let o = ctl(&ns, &dir, "reload", &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = text(&o);
+    assert!(err.contains("reload refused"), "{err}");
+    assert!(err.contains(&format!("{}:", xml.display())), "{err}");
+    assert!(
+        d.wait_log("reload refused", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+    assert_eq!(net_ok(&ns, &dir, &["dumpxml", "ops", "--inactive"]), before);
+    let g3 = guest_on(&ns, "vgtops0", "52:54:00:12:34:58", "vgtopsp3", "opsg3");
+    let g3dir = TempDir::new("opsg3");
+    let o = dhclient(&g3, &g3dir, "guest3");
+    assert!(o.status.success(), "dhclient: {}\n{}", text(&o), d.log());
+    let l = json(&net_ok(&ns, &dir, &["leases", "ops", "--json"]));
+    assert_eq!(l["leases"].as_array().unwrap().len(), 3, "{l}");
+    assert_eq!(dig(&g3, "10.74.0.1", "printer"), "10.74.0.99");
+
+    // A change beyond hosts (STP) is stored but waits for net stop/start, and says so; a new
+    // autostart definition in the state directory starts.
+    dir.write("ops.xml", &ops_xml("on", reserved, printer));
+    std::fs::write(
+        dir.path("state/networks/extra.xml"),
+        "<network>\n  <name>extra</name>\n  <bridge name='vgtextra0'/>\n  \
+         <ip address='10.75.0.1' prefix='24'/>\n</network>\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path("state/networks/autostart")).unwrap();
+    std::os::unix::fs::symlink(
+        "../extra.xml",
+        dir.path("state/networks/autostart/extra.xml"),
+    )
+    .unwrap();
+    let o = ctl(&ns, &dir, "reload", &[]);
+    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    assert!(
+        text(&o).contains("network 'ops'") && text(&o).contains("virtgate net stop ops"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("network 'extra'"), "{}", text(&o));
+    assert!(net_ok(&ns, &dir, &["dumpxml", "ops"]).contains("stp='off'"));
+    assert!(net_ok(&ns, &dir, &["dumpxml", "ops", "--inactive"]).contains("stp='on'"));
+    assert!(bridge_has(&ns, "vgtextra0", "10.75.0.1/24"), "{}", d.log());
+    let o = ctl(&ns, &dir, "status", &["--json"]);
+    let s = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(s["networks"].as_array().unwrap().len(), 2, "{s}");
+
+    // SIGHUP does the same: the DNS host moves live, although the STP change still waits.
+    let moved = "<host ip='10.74.0.98'><hostname>printer</hostname></host>";
+    dir.write("ops.xml", &ops_xml("on", reserved, moved));
+    let st = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || dig(&g3, "10.74.0.1", "printer")
+            == "10.74.0.98"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("SIGHUP: network definitions reloaded"),
+        "{}",
+        d.log()
+    );
+
+    let st = d.terminate();
+    assert!(st.success(), "{}", d.log());
+    assert!(!link_exists(&ns, "vgtops0") && !link_exists(&ns, "vgtextra0"));
+    let _ = upstream.kill();
+    let _ = upstream.wait();
 }

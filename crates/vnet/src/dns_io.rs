@@ -1,18 +1,16 @@
 //! DNS transport around the sans-IO server: guests' TCP connections (RFC 7766 §8: each
 //! message framed by a two-octet length; §6.2.3: idle connections are closed by the server),
-//! and queries forwarded upstream, each from a socket of its own.
+//! and queries forwarded upstream over TCP, each on a connection of its own.
 //!
-//! Every forwarded query gets a fresh UDP socket with a kernel-chosen ephemeral port, so a
-//! spoofed answer has to guess the port as well as the 16-bit id (RFC 5452 §9.2 asks for both;
-//! dnsmasq also uses a random port per query). A query that came over TCP goes upstream over
-//! TCP, as dnsmasq forwards it, so an answer too large for a datagram (RFC 1035 §4.2.1) comes
-//! back whole.
+//! UDP queries go upstream through the service task's long-lived sockets
+//! ([`crate::upstream`]). A query that came over TCP goes upstream over TCP, as dnsmasq
+//! forwards it, so an answer too large for a datagram (RFC 1035 §4.2.1) comes back whole.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
@@ -116,69 +114,6 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, msg: &[u8]) -> std::io
     w.write_all(&out).await
 }
 
-/// The 16-bit id of a DNS message, if it has one.
-fn message_id(bytes: &[u8]) -> Option<[u8; 2]> {
-    match bytes.get(..2) {
-        Some(&[a, b]) => Some([a, b]),
-        _ => None,
-    }
-}
-
-/// Sends `query` to `upstream` over UDP from a new socket and hands every datagram the
-/// upstream sends back to the service task, until one carries the query's id or `wait` has
-/// passed. The DNS core checks id, source and question again, and runs its own timers.
-pub(crate) async fn forward_udp(
-    upstream: SocketAddr,
-    query: Vec<u8>,
-    service: mpsc::Sender<Internal>,
-    wait: Duration,
-) {
-    let bind: SocketAddr = match upstream {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let deadline = Instant::now() + wait;
-    let sock = match UdpSocket::bind(bind).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(%upstream, "DNS forward: no socket: {e}");
-            return;
-        }
-    };
-    // Connected: the kernel drops datagrams from anyone but the upstream's address and port.
-    if let Err(e) = sock.connect(upstream).await {
-        tracing::debug!(%upstream, "DNS forward: {e}");
-        return;
-    }
-    if let Err(e) = sock.send(&query).await {
-        tracing::debug!(%upstream, "DNS forward: {e}");
-        return;
-    }
-    let id = message_id(&query);
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let n = match timeout_at(deadline, sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            // Timed out, or an ICMP error (port unreachable) reported on the connected socket:
-            // the core's timer moves on to the next upstream.
-            _ => return,
-        };
-        let bytes = buf.get(..n).unwrap_or_default().to_vec();
-        let done = message_id(&bytes) == id;
-        if service
-            .send(Internal::Upstream {
-                from: upstream,
-                bytes,
-            })
-            .await
-            .is_err()
-            || done
-        {
-            return;
-        }
-    }
-}
-
 /// Sends `query` to `upstream` over TCP (framed) and hands the one answer back.
 pub(crate) async fn forward_tcp(
     upstream: SocketAddr,
@@ -251,9 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_and_wait() {
-        assert_eq!(message_id(&[0x12, 0x34, 0]), Some([0x12, 0x34]));
-        assert_eq!(message_id(&[0x12]), None);
+    fn wait() {
         assert_eq!(forward_wait(Duration::from_secs(3)), Duration::from_secs(6));
         assert_eq!(forward_wait(Duration::ZERO), Duration::from_secs(1));
     }

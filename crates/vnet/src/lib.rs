@@ -5,8 +5,9 @@
 //!
 //! - [`Network::start`] → [`RunningNetwork`]: bridge (MAC, STP, delay, MTU), IPv4 address,
 //!   DHCP on UDP 67 and DNS on UDP/TCP 53 of the bridge, leases persisted to
-//!   `STATE/NAME.leases` on every change and restored at start; [`RunningNetwork::leases`],
-//!   [`RunningNetwork::stats`], [`RunningNetwork::update`] (`net-update --live`),
+//!   `STATE/NAME.leases` after changes (before the replies that acknowledge them) and restored
+//!   at start; [`RunningNetwork::leases`], [`RunningNetwork::stats`],
+//!   [`RunningNetwork::update`] (`net-update --live`), [`RunningNetwork::apply`] (reload),
 //!   [`RunningNetwork::stop`] (removes the guests' ports and the bridge, keeps the leases).
 //!   Networks on something that exists already — a host bridge (`forward mode='bridge'`), an
 //!   Open vSwitch bridge, a macvtap pool — start too: their bridge or parents are checked, and
@@ -47,6 +48,7 @@ pub mod ports;
 mod service;
 mod sockets;
 mod store;
+mod upstream;
 
 pub use error::VnetError;
 pub use network::{Network, NetworkOptions, RunningNetwork};

@@ -309,6 +309,7 @@ async fn serve(
                 tcp,
                 tcp_clients: Default::default(),
                 forward_wait,
+                upstream_udp: crate::upstream::UpstreamUdp::new(),
                 resolv,
             })
         }
@@ -476,6 +477,49 @@ impl RunningNetwork {
     /// (every link marked as a port of this network: `virtgate port add` and `qemu-ifup` taps,
     /// Open vSwitch ports, macvtaps) and the bridge, if it is virtgate's. The leases file stays,
     /// for the next start.
+    /// Brings the running network to `new`, a definition that differs from the running one in
+    /// its DHCP hosts and DNS hosts only (what `net-update` can change live; see
+    /// [`RunningNetwork::live_change_only`]): `virtgate reload` after an edited definition.
+    pub async fn apply(&self, new: NetworkDef) -> Result<(), VnetError> {
+        if !Self::live_change_only(&self.def(), &new) {
+            return Err(VnetError::Unusable {
+                network: self.name.clone(),
+                reason: "the definition changed beyond DHCP and DNS hosts: it needs `net stop` and `net start`".into(),
+            });
+        }
+        if self.service.is_none() {
+            return Err(VnetError::Unusable {
+                network: self.name.clone(),
+                reason: "virtgate serves no DHCP or DNS on it: nothing to update live".into(),
+            });
+        }
+        let _serial = self.update_lock.lock().await;
+        let staged = new.clone();
+        self.ask(move |reply| Command::Apply {
+            def: Box::new(staged),
+            reply,
+        })
+        .await??;
+        *self
+            .def
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = new;
+        Ok(())
+    }
+
+    /// Whether `new` differs from `old` in `<dhcp><host>` and `<dns><host>` entries only: what
+    /// libvirt's `net-update` applies to a running network.
+    pub fn live_change_only(old: &NetworkDef, new: &NetworkDef) -> bool {
+        let mut rest = new.clone();
+        match (rest.ip.as_mut(), old.ip.as_ref()) {
+            (Some(r), Some(o)) => r.dhcp_hosts.clone_from(&o.dhcp_hosts),
+            (None, None) => {}
+            _ => return false,
+        }
+        rest.dns.hosts.clone_from(&old.dns.hosts);
+        rest == *old
+    }
+
     pub async fn stop(mut self) -> Result<(), VnetError> {
         if let Some(service) = self.service.take() {
             let _ = service.commands.send(Command::Stop).await;

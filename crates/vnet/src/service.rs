@@ -3,8 +3,11 @@
 //! are needed and a bad packet on one network can at worst disturb that network's task (the
 //! cores never panic on wire input; each network runs in a task of its own).
 //!
-//! Per wake-up: one datagram, connection, message, command or timer; then the lease events are
-//! drained (DNS names of leases, and the leases file rewritten atomically after every change).
+//! Per wake-up: one datagram (DHCP: every queued one, up to a batch), connection, message,
+//! command or timer; then the lease events are drained (DNS names of leases, and the leases
+//! file rewritten atomically once for the wake-up's changes, before any DHCP reply of that
+//! wake-up is sent: an ACKed lease is always on disk, so it is honoured after a restart and
+//! never handed to another client).
 //!
 //! DHCP replies go out as the engine's [`Destination`] says (RFC 2131 §4.1). For
 //! `UnicastToHardware` (a client that has no address yet and did not ask for broadcast) the
@@ -43,6 +46,12 @@ const TCP_REPLY_QUEUE: usize = 16;
 /// Messages from helper tasks waiting for the service task.
 const INTERNAL_QUEUE: usize = 256;
 
+/// DHCP datagrams handled per wake-up (and per leases-file write).
+const DHCP_BATCH: usize = 64;
+
+/// DNS datagrams from guests handled per wake-up.
+const DNS_BATCH: usize = 32;
+
 /// How often the host's resolv.conf is checked for changes (dnsmasq polls it too).
 const RESOLV_POLL: Duration = Duration::from_secs(5);
 
@@ -69,6 +78,10 @@ pub struct NetworkStats {
     pub send_errors: u64,
     /// Guests' TCP connections refused because [`MAX_TCP_CLIENTS`] were open.
     pub dns_tcp_refused: u64,
+    /// UDP sockets toward upstream DNS servers opened since start, and open now (live and
+    /// retired; see the `upstream` module: a few per upstream, rotated).
+    pub dns_upstream_sockets_opened: u64,
+    pub dns_upstream_sockets_open: usize,
 }
 
 impl NetworkStats {
@@ -117,6 +130,8 @@ pub(crate) struct DnsSide {
     /// Reply queues of open TCP connections, by peer, with the connection's number.
     pub tcp_clients: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
     pub forward_wait: Duration,
+    /// Long-lived sockets toward the upstreams, for forwarded UDP queries.
+    pub upstream_udp: crate::upstream::UpstreamUdp,
     /// Set when the upstreams come from the host's resolv.conf.
     pub resolv: Option<ResolvWatch>,
 }
@@ -159,6 +174,7 @@ impl Drop for Service {
 enum Event {
     Dhcp(std::io::Result<Received>),
     DnsUdp(std::io::Result<(usize, SocketAddr)>),
+    Upstream((SocketAddr, usize)),
     Accept(std::io::Result<(TcpStream, SocketAddr)>),
     Internal(Internal),
     Command(Option<Command>),
@@ -180,6 +196,16 @@ async fn recv_udp(
 ) -> std::io::Result<(usize, SocketAddr)> {
     match sock {
         Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_upstream(
+    u: Option<&crate::upstream::UpstreamUdp>,
+    buf: &mut [u8],
+) -> (SocketAddr, usize) {
+    match u {
+        Some(u) => std::future::poll_fn(|cx| u.poll_recv(cx, buf)).await,
         None => std::future::pending().await,
     }
 }
@@ -213,6 +239,7 @@ impl Service {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut dhcp_buf = vec![0u8; 65535];
         let mut dns_buf = vec![0u8; dns_io::MAX_MESSAGE];
+        let mut upstream_buf = vec![0u8; dns_io::MAX_MESSAGE];
         let mut resolv_tick = tokio::time::interval(RESOLV_POLL);
         resolv_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Leases restored from the file are announced as events: give their names to DNS now.
@@ -231,6 +258,7 @@ impl Service {
             let event = tokio::select! {
                 r = recv_dhcp(self.dhcp.as_ref().map(|d| &d.sock), &mut dhcp_buf) => Event::Dhcp(r),
                 r = recv_udp(self.dns.as_ref().map(|d| &d.udp), &mut dns_buf) => Event::DnsUdp(r),
+                r = recv_upstream(self.dns.as_ref().map(|d| &d.upstream_udp), &mut upstream_buf) => Event::Upstream(r),
                 r = accept(self.dns.as_ref().map(|d| &d.tcp)) => Event::Accept(r),
                 Some(m) = irx.recv() => Event::Internal(m),
                 c = commands.recv() => Event::Command(c),
@@ -238,15 +266,41 @@ impl Service {
                 _ = resolv_tick.tick(), if watch_resolv => Event::Resolv,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => Event::Reaped,
             };
-            let dns_only = matches!(event, Event::DnsUdp(Ok(_)) | Event::Accept(Ok(_)));
+            let dns_only = matches!(
+                event,
+                Event::DnsUdp(Ok(_)) | Event::Accept(Ok(_)) | Event::Upstream(_)
+            );
             match event {
-                Event::Dhcp(Ok(r)) => {
-                    let bytes = dhcp_buf.get(..r.len).unwrap_or_default();
-                    self.on_dhcp(r, bytes).await;
-                }
+                Event::Dhcp(Ok(r)) => self.on_dhcp(r, &mut dhcp_buf).await,
                 Event::DnsUdp(Ok((n, from))) => {
                     let bytes = dns_buf.get(..n).unwrap_or_default();
                     self.on_dns_query(bytes, Client::udp(from), &mut tasks, &itx);
+                    // Whatever else is queued, before going back to the select (one wake-up
+                    // and one pass over every branch for a batch of queries).
+                    for _ in 1..DNS_BATCH {
+                        let Some(Ok((n, from))) =
+                            self.dns.as_ref().map(|d| d.udp.try_recv_from(&mut dns_buf))
+                        else {
+                            break;
+                        };
+                        let bytes = dns_buf.get(..n).unwrap_or_default();
+                        self.on_dns_query(bytes, Client::udp(from), &mut tasks, &itx);
+                    }
+                }
+                Event::Upstream((from, n)) => {
+                    let bytes = upstream_buf.get(..n).unwrap_or_default();
+                    self.on_upstream(from, bytes, &mut tasks, &itx);
+                    for _ in 1..DNS_BATCH {
+                        let Some((from, n)) = self
+                            .dns
+                            .as_ref()
+                            .and_then(|d| d.upstream_udp.try_recv(&mut upstream_buf))
+                        else {
+                            break;
+                        };
+                        let bytes = upstream_buf.get(..n).unwrap_or_default();
+                        self.on_upstream(from, bytes, &mut tasks, &itx);
+                    }
                 }
                 Event::Accept(Ok((stream, peer))) => self.on_accept(stream, peer, &mut tasks, &itx),
                 Event::Dhcp(Err(e)) | Event::DnsUdp(Err(e)) | Event::Accept(Err(e)) => {
@@ -275,18 +329,34 @@ impl Service {
 
     // ------------------------------------------------------------------ DHCP
 
-    async fn on_dhcp(&mut self, r: Received, bytes: &[u8]) {
+    /// A datagram on port 67, and every other one already queued (up to [`DHCP_BATCH`]): each
+    /// goes through the lease engine, then the leases file is written once for all their
+    /// changes, and only then do the replies leave. A client is never ACKed a lease that is
+    /// not on disk yet, and under load one write (two `fsync`s) covers a batch of changes: the
+    /// datagrams that queued up during the previous write (group commit).
+    async fn on_dhcp(&mut self, first: Received, buf: &mut [u8]) {
         let Some(d) = self.dhcp.as_mut() else { return };
-        let arrival = Arrival {
-            ifindex: r.ifindex,
-            from: r.from,
-            dst: r.dst,
-        };
-        let reply = d.engine.handle_packet(Instant::now(), bytes, arrival);
-        if let Some(reply) = reply {
-            self.send_dhcp(reply).await;
+        let mut replies = Vec::new();
+        let mut r = first;
+        for _ in 0..DHCP_BATCH {
+            let arrival = Arrival {
+                ifindex: r.ifindex,
+                from: r.from,
+                dst: r.dst,
+            };
+            let bytes = buf.get(..r.len).unwrap_or_default();
+            if let Some(reply) = d.engine.handle_packet(Instant::now(), bytes, arrival) {
+                replies.push(reply);
+            }
+            match sockets::try_recv_with_pktinfo(&d.sock, buf) {
+                Ok(next) => r = next,
+                Err(_) => break,
+            }
         }
         self.after_dhcp();
+        for reply in replies {
+            self.send_dhcp(reply).await;
+        }
     }
 
     async fn send_dhcp(&mut self, reply: Reply) {
@@ -381,11 +451,19 @@ impl Service {
                 bytes,
             } => {
                 let wait = d.forward_wait;
-                let tx = itx.clone();
                 match transport {
-                    Transport::Udp => tasks.spawn(dns_io::forward_udp(upstream, bytes, tx, wait)),
-                    Transport::Tcp => tasks.spawn(dns_io::forward_tcp(upstream, bytes, tx, wait)),
-                };
+                    Transport::Udp => {
+                        if let Err(e) = d.upstream_udp.send(Instant::now(), upstream, &bytes, wait)
+                        {
+                            // The core's timer moves on to the next upstream.
+                            self.stats.send_errors += 1;
+                            tracing::debug!(network = %self.network, %upstream, "DNS forward: {e}");
+                        }
+                    }
+                    Transport::Tcp => {
+                        tasks.spawn(dns_io::forward_tcp(upstream, bytes, itx.clone(), wait));
+                    }
+                }
             }
         }
     }
@@ -428,15 +506,24 @@ impl Service {
                     }
                 }
             }
-            Internal::Upstream { from, bytes } => {
-                let Some(d) = self.dns.as_mut() else { return };
-                if let Some(a) = d
-                    .server
-                    .handle_upstream_response(Instant::now(), &bytes, from)
-                {
-                    self.dns_action(a, tasks, itx);
-                }
-            }
+            Internal::Upstream { from, bytes } => self.on_upstream(from, &bytes, tasks, itx),
+        }
+    }
+
+    /// An upstream's message (UDP from our sockets, or a TCP answer).
+    fn on_upstream(
+        &mut self,
+        from: SocketAddr,
+        bytes: &[u8],
+        tasks: &mut JoinSet<()>,
+        itx: &mpsc::Sender<Internal>,
+    ) {
+        let Some(d) = self.dns.as_mut() else { return };
+        if let Some(a) = d
+            .server
+            .handle_upstream_response(Instant::now(), bytes, from)
+        {
+            self.dns_action(a, tasks, itx);
         }
     }
 
@@ -493,6 +580,10 @@ impl Service {
                 let mut s = self.stats.clone();
                 s.dhcp = self.dhcp.as_ref().map(|d| d.engine.stats());
                 s.dns = self.dns.as_ref().map(|d| d.server.stats());
+                if let Some(d) = self.dns.as_ref() {
+                    s.dns_upstream_sockets_opened = d.upstream_udp.opened();
+                    s.dns_upstream_sockets_open = d.upstream_udp.open_now();
+                }
                 s.leases_active = self.dhcp.as_ref().map_or(0, |d| {
                     d.engine.leases(Instant::now(), SystemTime::now()).len()
                 });

@@ -82,6 +82,12 @@ pub async fn recv_with_pktinfo(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<R
         .await
 }
 
+/// [`recv_with_pktinfo`] without waiting: `WouldBlock` when nothing is queued.
+pub fn try_recv_with_pktinfo(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    let fd = sock.as_raw_fd();
+    sock.try_io(Interest::READABLE, || recv_once(fd, buf))
+}
+
 fn recv_once(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
     let mut iov = [IoSliceMut::new(buf)];

@@ -80,6 +80,16 @@ impl Store {
     /// Every stored definition, by name. A file that does not parse is skipped with a warning
     /// (libvirt does the same), so one damaged file does not hide the others.
     pub fn list(&self) -> Result<Vec<StoredNetwork>, VnetError> {
+        self.list_with(false)
+    }
+
+    /// Every stored definition, by name; the first file that does not parse is an error
+    /// (with its `file:line`). For `virtgate reload`, which must refuse rather than skip.
+    pub fn list_strict(&self) -> Result<Vec<StoredNetwork>, VnetError> {
+        self.list_with(true)
+    }
+
+    fn list_with(&self, strict: bool) -> Result<Vec<StoredNetwork>, VnetError> {
         let dir = self.dir();
         let entries =
             fs::read_dir(&dir).map_err(VnetError::io(format!("listing {}", dir.display())))?;
@@ -99,6 +109,7 @@ impl Store {
             }
             match self.load(name) {
                 Ok(n) => out.push(n),
+                Err(e) if strict => return Err(e),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "skipping network definition: {e}")
                 }

@@ -405,3 +405,65 @@ fn random_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn nt_hash_secrets_parse_and_bad_ones_are_refused_with_their_line() {
+    // NtPasswordHash("password1"), RFC 2759 style: MD4 of UTF-16LE.
+    const H: &str = "5835048ce94ad0564e29a924a03510ef";
+    let text = format!(
+        "# comment\nann pptpd nthash:{H} *\nbob pptpd nthash:{} 10.0.0.5\n\
+         cy pptpd NTHASH:{H} *\ndee pptpd \"nthash:{H}\" *\n",
+        H.to_uppercase()
+    );
+    let s = secrets(&text);
+    let ann = s.lookup("ann", "pptpd").unwrap();
+    let want: [u8; 16] = [
+        0x58, 0x35, 0x04, 0x8c, 0xe9, 0x4a, 0xd0, 0x56, 0x4e, 0x29, 0xa9, 0x24, 0xa0, 0x35, 0x10,
+        0xef,
+    ];
+    assert_eq!((ann.nt_hash, ann.line), (Some(want), 2));
+    assert_eq!(ann.secret, format!("nthash:{H}"));
+    // Upper-case hex is the same hash; the prefix itself is exact (anything else is a
+    // password), quoting changes nothing.
+    assert_eq!(s.lookup("bob", "pptpd").unwrap().nt_hash, Some(want));
+    let cy = s.lookup("cy", "pptpd").unwrap();
+    assert_eq!(cy.nt_hash, None);
+    assert_eq!(cy.secret, format!("NTHASH:{H}"));
+    assert_eq!(s.lookup("dee", "pptpd").unwrap().nt_hash, Some(want));
+    // A plain password has none.
+    assert_eq!(secrets("u s pw *").entries()[0].nt_hash, None);
+    assert_eq!(nt_hash_secret(&want), format!("nthash:{H}"));
+    // The Debug output hides it.
+    assert!(!format!("{ann:?}").contains(H));
+
+    for (text, line) in [
+        (format!("a b c *\nu s nthash:{} *", &H[..31]), 2),
+        (format!("\n\nu s nthash:{H}0 *"), 3),
+        (format!("u s nthash:{}zz *", &H[..30]), 1),
+        ("x y z *\nu s nthash: *".to_string(), 2),
+        // 32 characters, but not all ASCII hex (a multi-byte character).
+        (format!("u s nthash:{}é *", &H[..30]), 1),
+    ] {
+        let e = err(&text);
+        assert_eq!(
+            (e.line, e.kind),
+            (line, ErrorKind::InvalidValue),
+            "{text:?}: {e}"
+        );
+        assert!(e.message.contains("32 hex digits"), "{}", e.message);
+        assert!(e.to_string().starts_with(&format!("{P}:{line}: ")), "{e}");
+    }
+}
+
+#[test]
+fn nt_hash_secrets_through_an_indirect_file() {
+    let mut files = MemoryFiles::new();
+    files.insert(
+        "/etc/ppp/ann.hash",
+        "nthash:5835048ce94ad0564e29a924a03510ef\n",
+    );
+    let s = ChapSecrets::parse_with("ann pptpd @/etc/ppp/ann.hash *\n", P, &mut files)
+        .unwrap()
+        .value;
+    assert!(s.lookup("ann", "pptpd").unwrap().nt_hash.is_some());
+}

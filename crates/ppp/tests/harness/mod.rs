@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use virtgate_ppp::auth::Secret;
 use virtgate_ppp::frame::{ControlPacket, FrameHeader, Protocol};
 use virtgate_ppp::{Decap, Entropy, Role, Session, SessionConfig, SessionEvent};
 
@@ -92,7 +93,7 @@ pub struct Pair {
     pub server: Session,
     pub client: Session,
     /// user → password for SecretRequest.
-    pub secrets: HashMap<String, String>,
+    pub secrets: HashMap<String, Secret>,
     /// What AddressRequest is answered with.
     pub pool: Option<Ipv4Addr>,
     /// Drop the first N control frames sent by each side.
@@ -118,7 +119,7 @@ impl Pair {
     pub fn new(server: SessionConfig, client: SessionConfig) -> Pair {
         let t0 = Instant::now();
         let mut secrets = HashMap::new();
-        secrets.insert("user1".to_string(), "password1".to_string());
+        secrets.insert("user1".to_string(), "password1".into());
         Pair {
             t0,
             now: t0,

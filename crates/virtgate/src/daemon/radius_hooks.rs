@@ -50,10 +50,11 @@ impl Engine {
             }
             Err(err) => {
                 tracing::warn!(peer = %e.peer, user = peer_name, "RADIUS request not sent: {err}");
+                e.value.close_reason = Some("RADIUS request not sent");
                 e.value
                     .link
                     .session
-                    .provide_verdict(now, ExternalVerdict::Reject { message: None });
+                    .close(now, "Authentication server unavailable");
                 self.drive_call(id, now);
             }
         }
@@ -191,9 +192,12 @@ impl Engine {
                         "no RADIUS server answered: chap-secrets decides (radius-order radius-first)");
                     c.link.session.provide_secret(now, secret);
                 } else {
+                    // Not the user's failure: no Failure (which would count towards a
+                    // lockout), the link is closed with the reason.
+                    c.close_reason = Some("no RADIUS server answered");
                     c.link
                         .session
-                        .provide_verdict(now, ExternalVerdict::Reject { message: None });
+                        .close(now, "Authentication server unavailable");
                 }
             }
         }

@@ -217,10 +217,21 @@ pub fn ctl_socket(conf: &Path) -> PathBuf {
 /// Starts `virtgate daemon` in `ns` (no firewall: these tests are about the PPTP server) and
 /// waits until it listens on 1723.
 pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
+    daemon_with(ns, conf, secrets, rust_log, &[])
+}
+
+/// [`daemon`] with extra flags (e.g. the abuse limits).
+pub fn daemon_with(
+    ns: &Netns,
+    conf: &Path,
+    secrets: &Path,
+    rust_log: &str,
+    extra: &[&str],
+) -> Proc {
     let socket = ctl_socket(conf);
     // Its own state directory (leases, network definitions, the one-daemon lock).
     let state = conf.parent().unwrap().join("state");
-    let args = [
+    let mut args = vec![
         "daemon",
         "--pptpd-conf",
         conf.to_str().unwrap(),
@@ -232,6 +243,7 @@ pub fn daemon(ns: &Netns, conf: &Path, secrets: &Path, rust_log: &str) -> Proc {
         state.to_str().unwrap(),
         "--no-firewall",
     ];
+    args.extend_from_slice(extra);
     let mut d = Proc::spawn(ns, &args, rust_log);
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
