@@ -330,3 +330,92 @@ pub(crate) fn attr_ranges(
         Some(Ok(r))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attr;
+
+    fn header(code: u8, len: u16) -> Vec<u8> {
+        let mut v = vec![code, 9];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[7; 16]);
+        v
+    }
+
+    #[test]
+    fn unknown_codes_and_attributes_are_values_and_roundtrip() {
+        let mut b = header(200, 20 + 3 + 2);
+        b.extend_from_slice(&[250, 3, 0xab, 251, 2]);
+        let p = Packet::decode(&b).unwrap();
+        assert_eq!(p.code, Code::Unknown(200));
+        assert_eq!(
+            p.attributes,
+            vec![Attr::new(250, vec![0xab]), Attr::new(251, vec![])]
+        );
+        assert_eq!(p.encode(), b);
+    }
+
+    #[test]
+    fn bad_lengths_are_errors_never_panics() {
+        assert_eq!(Packet::decode(&[]), Err(DecodeError::Short(0)));
+        assert_eq!(Packet::decode(&[1, 2, 0]), Err(DecodeError::Short(3)));
+        assert_eq!(
+            Packet::decode(&header(1, 19)[..19]),
+            Err(DecodeError::Short(19))
+        );
+        // Length below the header, beyond the datagram, beyond 4096.
+        for len in [0u16, 19, 21, 5000] {
+            assert!(matches!(
+                Packet::decode(&header(1, len)),
+                Err(DecodeError::BadLength { .. })
+            ));
+        }
+        // Attribute lengths 0 and 1, and one running past Length.
+        for attr in [[1u8, 0, 0], [1, 1, 0], [1, 4, 0]] {
+            let mut b = header(1, 23);
+            b.extend_from_slice(&attr);
+            assert_eq!(
+                Packet::decode(&b),
+                Err(DecodeError::BadAttribute { offset: 20 })
+            );
+        }
+        // Octets after Length are padding (RFC 2865 §3) and ignored.
+        let mut b = header(2, 20);
+        b.extend_from_slice(&[1, 0, 0xff]);
+        assert_eq!(Packet::decode(&b).unwrap().attributes, vec![]);
+    }
+
+    #[test]
+    fn vendor_specific_parsing() {
+        let a = Attr::vendor(311, 26, b"\x01S=x");
+        assert_eq!(
+            vendor_subattrs(&a.value),
+            Some((311, vec![(26u8, &b"\x01S=x"[..])]))
+        );
+        // Too short for a Vendor-Id, sub-attribute length 0/1, or running past the value.
+        for bad in [
+            &[0u8, 0, 1][..],
+            &[0, 0, 1, 55, 7, 0],
+            &[0, 0, 1, 55, 7, 1],
+            &[0, 0, 1, 55, 7, 9, 1],
+        ] {
+            assert_eq!(vendor_subattrs(bad), None, "{bad:?}");
+        }
+        let mut p = Packet::new(Code::AccessAccept, 1);
+        p.push(Attr::new(attr::VENDOR_SPECIFIC, vec![0, 0, 1, 55, 7, 1]));
+        p.push(a);
+        assert_eq!(p.vendor_value(311, 26), Some(&b"\x01S=x"[..]));
+        assert_eq!(p.vendor_value(311, 27), None);
+        assert_eq!(p.vendor_value(9, 26), None);
+    }
+
+    #[test]
+    fn typed_getters_check_sizes() {
+        let mut p = Packet::new(Code::AccessAccept, 1);
+        p.push(Attr::new(attr::SESSION_TIMEOUT, vec![0, 0, 1]));
+        p.push(Attr::new(attr::FRAMED_IP_ADDRESS, vec![10, 0, 0, 1, 0]));
+        assert_eq!(p.get_u32(attr::SESSION_TIMEOUT), None);
+        assert_eq!(p.get_ipv4(attr::FRAMED_IP_ADDRESS), None);
+    }
+}
