@@ -59,4 +59,4 @@ pub use ppp_options::{
 };
 pub use pptpd_conf::PptpdConf;
 pub use radius::{DaeClientConfig, RadiusConfig, RadiusServer};
-pub use toml_file::{ConfigFile, DaemonSection, NetworksSection};
+pub use toml_file::{ConfigFile, DaemonSection, LimitsSection, NetworksSection};

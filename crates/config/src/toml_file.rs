@@ -64,6 +64,34 @@ pub struct ConfigFile {
     pub secrets: Option<ChapSecrets>,
     /// `[networks]`.
     pub networks: NetworksSection,
+    /// `[limits]`: the abuse limits.
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: the daemon's abuse limits (docs/security.md), named as its flags are
+/// (`lockout_user` = `--lockout-user`). A count or a number of seconds; `0`, `"off"` or `false`
+/// turns a limit off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitsSection {
+    /// `lockout_user`: failed logins of one user name within the window that lock it out.
+    pub lockout_user: Option<u32>,
+    /// `lockout_source`: failed logins from one address within the window.
+    pub lockout_source: Option<u32>,
+    /// `lockout_window`: seconds failures are counted in.
+    pub lockout_window: Option<u64>,
+    /// `lockout_time`: seconds a lockout lasts.
+    pub lockout_time: Option<u64>,
+    /// `conn_rate`: new control connections a minute from one address.
+    pub conn_rate: Option<u32>,
+    /// `conn_burst`: connections one address may open at once before the rate applies.
+    pub conn_burst: Option<u32>,
+    /// `max_sessions`: sessions at a time, all users together.
+    pub max_sessions: Option<u32>,
+    /// `max_sessions_per_user`: sessions of one user name at a time.
+    pub max_sessions_per_user: Option<u32>,
+    /// `single_session`: `"off"`, `"deny"` or `"replace"`.
+    pub single_session: Option<String>,
 }
 
 /// `[daemon]`: what `virtgate daemon`'s flags say; a flag given on the command line wins.
@@ -86,6 +114,8 @@ pub struct DaemonSection {
     pub ip_down: Option<PathBuf>,
     /// `log`: the log filter (`info`, `debug`, `virtgate=debug,warn`...), unless `RUST_LOG`.
     pub log: Option<String>,
+    /// `keep_capabilities = true`: keep every capability after start-up.
+    pub keep_capabilities: Option<bool>,
 }
 
 /// `[networks]`: the virtual networks.
@@ -147,6 +177,7 @@ impl ConfigFile {
 
         let mut daemon = DaemonSection::default();
         let mut networks = NetworksSection::default();
+        let mut limits = LimitsSection::default();
         let mut pptp: Option<&Spanned<DeValue>> = None;
         let mut ppp: Option<&Spanned<DeValue>> = None;
         let mut secrets_table: Option<&Spanned<DeValue>> = None;
@@ -155,6 +186,7 @@ impl ConfigFile {
             match key.get_ref().as_ref() {
                 "daemon" => daemon = cx.daemon(value)?,
                 "networks" => networks = cx.networks(value)?,
+                "limits" => limits = cx.limits(value)?,
                 "pptp" => pptp = Some(value),
                 "ppp" => ppp = Some(value),
                 "secrets" => secrets_table = Some(value),
@@ -165,7 +197,7 @@ impl ConfigFile {
                         ErrorKind::Unknown,
                         format!(
                             "unknown table or key `{other}`; a virtgate.toml has [daemon], \
-                             [pptp], [ppp], [secrets], [[users]] and [networks]"
+                             [pptp], [ppp], [secrets], [[users]], [networks] and [limits]"
                         ),
                     ))
                 }
@@ -293,6 +325,7 @@ impl ConfigFile {
                 ppp_source,
                 secrets,
                 networks,
+                limits,
             },
             warnings,
         })
@@ -486,6 +519,7 @@ impl Cx<'_> {
                 "ip_up" => d.ip_up = Some(self.path_value(key, v)?),
                 "ip_down" => d.ip_down = Some(self.path_value(key, v)?),
                 "log" => d.log = Some(self.string(key, v)?),
+                "keep_capabilities" => d.keep_capabilities = Some(self.bool(key, v)?),
                 "metrics" => {
                     let s = self.string(key, v)?;
                     d.metrics = Some(s.parse().map_err(|_| {
@@ -504,7 +538,7 @@ impl Cx<'_> {
                         ErrorKind::Unknown,
                         format!(
                             "unknown key `{other}` in [daemon]; it has tun, uplink, firewall, \
-                             socket, metrics, ip_up, ip_down, log"
+                             socket, metrics, ip_up, ip_down, log, keep_capabilities"
                         ),
                     ))
                 }
@@ -542,6 +576,79 @@ impl Cx<'_> {
             }
         }
         Ok(n)
+    }
+
+    /// A limit: a whole number, or `0` / `"off"` / `false` for off.
+    fn limit(&self, key: &str, v: &Spanned<DeValue<'_>>) -> Result<u64, ConfigError> {
+        let bad = || {
+            self.err(
+                v.span().start,
+                ErrorKind::InvalidValue,
+                format!("`{key}` must be a whole number, or 0 / \"off\" / false to turn it off"),
+            )
+        };
+        match v.get_ref() {
+            DeValue::Boolean(false) => Ok(0),
+            DeValue::String(s) if s.eq_ignore_ascii_case("off") => Ok(0),
+            DeValue::Integer(i) if i.radix() == 10 => {
+                i.as_str().replace('_', "").parse().map_err(|_| bad())
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn limits(&self, v: &Spanned<DeValue<'_>>) -> Result<LimitsSection, ConfigError> {
+        let t = self.table(v, "limits")?;
+        let mut l = LimitsSection::default();
+        for (k, v) in t.get_ref() {
+            let key = k.get_ref().as_ref();
+            let count = |n: u64| {
+                u32::try_from(n).map_err(|_| {
+                    self.err(
+                        v.span().start,
+                        ErrorKind::InvalidValue,
+                        format!("`{key}` is too large"),
+                    )
+                })
+            };
+            match key {
+                "lockout_user" => l.lockout_user = Some(count(self.limit(key, v)?)?),
+                "lockout_source" => l.lockout_source = Some(count(self.limit(key, v)?)?),
+                "lockout_window" => l.lockout_window = Some(self.limit(key, v)?),
+                "lockout_time" => l.lockout_time = Some(self.limit(key, v)?),
+                "conn_rate" => l.conn_rate = Some(count(self.limit(key, v)?)?),
+                "conn_burst" => l.conn_burst = Some(count(self.limit(key, v)?)?),
+                "max_sessions" => l.max_sessions = Some(count(self.limit(key, v)?)?),
+                "max_sessions_per_user" => {
+                    l.max_sessions_per_user = Some(count(self.limit(key, v)?)?)
+                }
+                "single_session" => {
+                    let s = self.string(key, v)?;
+                    if !["off", "deny", "replace"].contains(&s.as_str()) {
+                        return Err(self.err(
+                            v.span().start,
+                            ErrorKind::InvalidValue,
+                            format!(
+                                "single_session = \"{s}\": write \"off\", \"deny\" or \"replace\""
+                            ),
+                        ));
+                    }
+                    l.single_session = Some(s);
+                }
+                other => {
+                    return Err(self.err(
+                        k.span().start,
+                        ErrorKind::Unknown,
+                        format!(
+                            "unknown key `{other}` in [limits]; it has lockout_user, \
+                             lockout_source, lockout_window, lockout_time, conn_rate, conn_burst, \
+                             max_sessions, max_sessions_per_user, single_session"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(l)
     }
 
     /// One scalar as option text.

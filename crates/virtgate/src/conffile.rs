@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use virtgate_config::{ConfigFile, DaemonSection, NetworksSection};
+use virtgate_config::{ConfigFile, DaemonSection, LimitsSection, NetworksSection};
 
-use crate::cli::{DaemonArgs, DEFAULT_SOCKET};
+use crate::cli::{AbuseArgs, DaemonArgs, DEFAULT_SOCKET};
+use crate::settings::SingleSession;
 use crate::networks::{NetworkArgs, DEFAULT_STATE_DIR};
 
 /// Fills `args` from the file: a flag given on the command line (one that differs from its
@@ -33,7 +34,50 @@ pub fn apply_daemon(args: &mut DaemonArgs, file: &ConfigFile) {
     if args.config.uplink.is_none() {
         args.config.uplink = d.uplink.clone();
     }
+    if d.keep_capabilities == Some(true) {
+        args.keep_capabilities = true;
+    }
     apply_networks(&mut args.networks, &file.networks);
+    apply_limits(&mut args.abuse, &file.limits);
+}
+
+/// `[limits]`: each key applies where the flag was left at its default.
+pub fn apply_limits(a: &mut AbuseArgs, l: &LimitsSection) {
+    let d = default_abuse();
+    fn set<T: PartialEq + Copy>(flag: &mut T, default: T, file: Option<T>) {
+        if *flag == default {
+            if let Some(v) = file {
+                *flag = v;
+            }
+        }
+    }
+    set(&mut a.lockout_user, d.lockout_user, l.lockout_user);
+    set(&mut a.lockout_source, d.lockout_source, l.lockout_source);
+    set(&mut a.lockout_window, d.lockout_window, l.lockout_window);
+    set(&mut a.lockout_time, d.lockout_time, l.lockout_time);
+    set(&mut a.conn_rate, d.conn_rate, l.conn_rate);
+    set(&mut a.conn_burst, d.conn_burst, l.conn_burst);
+    set(&mut a.max_sessions, d.max_sessions, l.max_sessions);
+    set(
+        &mut a.max_sessions_per_user,
+        d.max_sessions_per_user,
+        l.max_sessions_per_user,
+    );
+    let single = l.single_session.as_deref().map(|s| match s {
+        "deny" => SingleSession::Deny,
+        "replace" => SingleSession::Replace,
+        _ => SingleSession::Off,
+    });
+    set(&mut a.single_session, d.single_session, single);
+}
+
+/// The flags' defaults, as clap has them.
+fn default_abuse() -> AbuseArgs {
+    use clap::Parser;
+    match crate::cli::Cli::parse_from(["virtgate", "daemon"]).command {
+        crate::cli::Command::Daemon(a) => a.abuse,
+        _ => unreachable!("`virtgate daemon` parses as the daemon command"),
+    }
 }
 
 /// `[networks]`: the file's XML files come after the command line's.
@@ -136,6 +180,27 @@ mod tests {
         assert_eq!(a.config.uplink.as_deref(), Some("eth9"));
         assert_eq!(a.networks.state_dir, Path::new("/st"));
         assert_eq!(a.networks.network_xml.len(), 2);
+    }
+
+    #[test]
+    fn limits_fill_the_flags_left_at_their_defaults() {
+        let f = file(
+            "[limits]\nlockout_user = 2\nconn_rate = \"off\"\nmax_sessions = 9\n\
+             single_session = \"replace\"\n[daemon]\nkeep_capabilities = true\n",
+        );
+        let mut a = daemon_args(&[]);
+        apply_daemon(&mut a, &f);
+        let l = a.abuse.limits();
+        assert_eq!(l.user_failures, 2);
+        assert_eq!(l.conn_rate_per_min, 0);
+        assert_eq!(l.max_sessions, 9);
+        assert_eq!(l.source_failures, 20, "untouched: the default");
+        assert_eq!(l.single_session, SingleSession::Replace);
+        assert!(a.keep_capabilities);
+        let mut a = daemon_args(&["--lockout-user", "7", "--single-session", "deny"]);
+        apply_daemon(&mut a, &f);
+        assert_eq!(a.abuse.limits().user_failures, 7);
+        assert_eq!(a.abuse.limits().single_session, SingleSession::Deny);
     }
 
     #[test]

@@ -231,3 +231,33 @@ fn garbage_never_panics() {
         assert!(parse(text).is_err(), "{text:?} accepted");
     }
 }
+
+#[test]
+fn limits_table() {
+    let c = parse(
+        "[limits]\nlockout_user = 3\nlockout_source = \"off\"\nlockout_window = 60\n\
+         lockout_time = false\nconn_rate = 0\nconn_burst = 10\nmax_sessions = 10_000\n\
+         max_sessions_per_user = 1\nsingle_session = \"replace\"\n[daemon]\nkeep_capabilities = true\n",
+    )
+    .unwrap()
+    .value;
+    let l = c.limits;
+    assert_eq!(l.lockout_user, Some(3));
+    assert_eq!(l.lockout_source, Some(0));
+    assert_eq!(l.lockout_window, Some(60));
+    assert_eq!(l.lockout_time, Some(0));
+    assert_eq!(l.conn_rate, Some(0));
+    assert_eq!(l.conn_burst, Some(10));
+    assert_eq!(l.max_sessions, Some(10_000));
+    assert_eq!(l.max_sessions_per_user, Some(1));
+    assert_eq!(l.single_session.as_deref(), Some("replace"));
+    assert_eq!(c.daemon.keep_capabilities, Some(true));
+    let e = err("[limits]\nsingle_session = \"sometimes\"\n");
+    assert_eq!((e.kind, e.line), (ErrorKind::InvalidValue, 2), "{e}");
+    let e = err("[limits]\n\nmax_sessions = -1\n");
+    assert_eq!((e.kind, e.line), (ErrorKind::InvalidValue, 3), "{e}");
+    let e = err("[limits]\nmax_sessions = 99999999999\n");
+    assert_eq!(e.line, 2, "{e}");
+    let e = err("[limits]\nlockout = 3\n");
+    assert_eq!((e.kind, e.line), (ErrorKind::Unknown, 2), "{e}");
+}
