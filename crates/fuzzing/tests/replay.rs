@@ -251,6 +251,7 @@ replay_tests!(
     dhcp_lease_engine,
     dhcp_leasefile,
     dns_server,
+    radius_packet,
     control_request,
 );
 

@@ -38,6 +38,8 @@ use crate::pool::ClientAddresses;
 use crate::settings::{AbuseLimits, Limits, Settings};
 use crate::table::{CallIdAllocator, Miss, SessionTable, Timers};
 
+mod radius_hooks;
+
 /// How long a stop may take: LCP Terminate, then CDN + StopCCRQ, then we go.
 const STOP_TERMINATE_WAIT: Duration = Duration::from_millis(800);
 const STOP_TOTAL: Duration = Duration::from_millis(2500);
@@ -143,6 +145,10 @@ struct Call {
     local: Option<Ipv4Addr>,
     /// The metrics label of why a session that never came up ended.
     failure: Option<&'static str>,
+    /// What RADIUS granted (None: authenticated locally).
+    radius: Option<crate::radius::Authz>,
+    /// Per-session limits (RADIUS Session-/Idle-Timeout, CoA), else the options file's.
+    limits: Option<Limits>,
     /// When the user's password was accepted (sessions count from then on).
     authed_at: Option<Instant>,
 }
@@ -204,6 +210,7 @@ struct Engine {
     stats: Stats,
     config: ConfigArgs,
     hooks: Hooks,
+    radius: Option<crate::radius::Radius>,
     abuse: Abuse,
 }
 
@@ -271,6 +278,14 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         "virtgate PPTP server up"
     );
 
+    let radius = match &settings.radius {
+        Some(c) => Some(
+            crate::radius::Radius::new(c.clone(), &settings.our_name)
+                .map_err(DaemonError::Radius)?,
+        ),
+        None => None,
+    };
+    let rsocks = radius.as_ref().map(|r| r.sockets());
     let mut start = [0u8; 2];
     let _ = getrandom::fill(&mut start);
     let (input_tx, mut input_rx) = mpsc::unbounded_channel();
@@ -297,6 +312,7 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
         stats: Stats::default(),
         config: opts.config,
         hooks: opts.hooks,
+        radius,
         abuse: Abuse::new(opts.abuse),
     };
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -374,6 +390,7 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
                 }
             }
             Some(input) = input_rx.recv() => eng.on_ctrl_input(input),
+            _ = crate::radius::readable(&rsocks) => eng.radius_readable(),
             r = accept(&listener) => match r {
                 Ok((stream, addr)) => eng.on_accept(stream, addr),
                 Err(e) => tracing::warn!("accept failed: {e}"),
@@ -404,7 +421,10 @@ async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAd
 
 impl Engine {
     fn next_deadline(&self) -> Option<Instant> {
-        let t = self.timers.next();
+        let t = match (self.timers.next(), self.radius_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match &self.stop {
             None => t,
             Some(s) => {
@@ -662,6 +682,8 @@ impl Engine {
                 dns: [None, None],
                 local: None,
                 failure: None,
+                radius: None,
+                limits: None,
                 authed_at: None,
             }),
         );
@@ -721,6 +743,15 @@ impl Engine {
                     return true;
                 }
                 let secret = settings.secret_for(&peer_name);
+                // `plugin radius.so`: RADIUS decides (radius-order may leave it to chap-secrets).
+                if self
+                    .radius
+                    .as_ref()
+                    .is_some_and(|r| r.decides(secret.is_some()))
+                {
+                    self.radius_secret_request(id, now, &peer_name);
+                    return true;
+                }
                 if secret.is_none() {
                     tracing::warn!(%peer, user = %peer_name,
                         "no secret for user (client {peer_name:?}, server {:?}) in chap-secrets",
@@ -763,8 +794,9 @@ impl Engine {
                 }
                 // pppd's rule: the address chap-secrets pins, else the next pool address the
                 // user's secrets line permits.
+                let framed = call.radius.as_ref().and_then(|a| a.framed_ip);
                 let r = self.pool.allocate(
-                    settings.pinned_address(&peer_name),
+                    framed.or(settings.pinned_address(&peer_name)),
                     settings.allowed_addrs(&peer_name),
                 );
                 let addr = match r {
@@ -812,7 +844,8 @@ impl Engine {
                     self.routes.proxy_arp_add(tunnel_ip);
                     e.value.proxy_arp = true;
                 }
-                let limit = limit_deadline(settings.limits(), now, now);
+                let limits = e.value.limits.unwrap_or(settings.limits());
+                let limit = limit_deadline(limits, now, now);
                 self.timers.set(TimerKey::Limit(id), limit);
                 let Some(e) = self.calls.get_mut(id) else {
                     return false;
@@ -828,6 +861,7 @@ impl Engine {
                     addresses_in_use = self.pool.in_use(),
                     "session up"
                 );
+                self.radius_up(id, now);
             }
             SessionEvent::Down { reason } => {
                 call.failure = Some(failure_label(&reason));
@@ -943,6 +977,7 @@ impl Engine {
         if let Some(a) = call.addr {
             self.pool.release(a);
         }
+        self.radius_end(id, now, reason, &call);
         let k = call.link.counters;
         let st = &mut self.stats.ended;
         st.rx_bytes += k.rx_bytes;
@@ -1087,6 +1122,7 @@ impl Engine {
                 TimerKey::Limit(id) => self.check_limits(id, now),
             }
         }
+        self.radius_timers(now);
     }
 
     /// pppd's `check_idle` and `connect_time_expired`: close with pppd's Terminate text, or
@@ -1100,7 +1136,8 @@ impl Engine {
         let Some(up) = call.up_since else {
             return;
         };
-        let expired = match limit_expiry(settings.limits(), up, call.last_data, now) {
+        let limits = call.limits.unwrap_or(settings.limits());
+        let expired = match limit_expiry(limits, up, call.last_data, now) {
             Ok(next) => {
                 self.timers.set(TimerKey::Limit(id), next);
                 return;
@@ -1300,6 +1337,11 @@ impl Engine {
             "the MTU (mtu/mru/MPPE)",
             new.mtu != old.mtu || new.mss != old.mss,
         );
+        keep(
+            "RADIUS (plugin radius.so, its config file)",
+            new.radius != old.radius,
+        );
+        new.radius = old.radius.clone();
         new.tun = old.tun.clone();
         new.local_ip = old.local_ip;
         new.listen = old.listen;

@@ -19,6 +19,7 @@ mod networks;
 mod ops;
 mod pool;
 mod ports;
+mod radius;
 mod settings;
 mod table;
 
