@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=""
-for p in nftables iproute2 tcpdump python3 procps isc-dhcp-client dnsutils dnsmasq-base; do
+for p in nftables iproute2 tcpdump python3 procps isc-dhcp-client dnsutils dnsmasq-base freeradius freeradius-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 done
 if [ -n "$need" ] && [ "$(id -u)" = 0 ]; then

@@ -44,6 +44,7 @@ pub mod libvirt;
 pub mod pool;
 pub mod ppp_options;
 pub mod pptpd_conf;
+pub mod radius;
 pub mod toml_file;
 mod words;
 
@@ -54,7 +55,8 @@ pub use libvirt::{check_overlaps, NetworkConflict, NetworkDef};
 pub use pool::{AddressPool, PoolError};
 pub use ppp_options::{
     AddrPair, AuthMethod, AuthMethods, AuthOptions, AuthPolicy, ChapOptions, FsmOptions,
-    LcpOptions, MppePolicy, PapOptions, PppOptions,
+    LcpOptions, MppePolicy, PapOptions, PppOptions, RadiusOrder, RadiusPlugin,
 };
 pub use pptpd_conf::PptpdConf;
+pub use radius::{DaeClientConfig, RadiusConfig, RadiusServer};
 pub use toml_file::{ConfigFile, DaemonSection, LimitsSection, NetworksSection};

@@ -45,8 +45,11 @@
 //!   `ipcp-max-terminate`, `ipcp-max-failure`, `chap-restart`, `chap-max-challenge`,
 //!   `chap-interval`, `chap-timeout`, `chapms-strip-domain`, `pap-restart`, `pap-max-authreq`,
 //!   `pap-timeout`, `proxyarp`, `noproxyarp`/`-proxyarp`, `defaultroute`,
-//!   `nodefaultroute`/`-defaultroute`, `usepeerdns`, `idle`, `maxconnect`, `file`, and the
-//!   `local:remote` address pair.
+//!   `nodefaultroute`/`-defaultroute`, `usepeerdns`, `idle`, `maxconnect`, `file`, the
+//!   `local:remote` address pair, and pppd's radius plugin: `plugin radius.so`,
+//!   `radius-config-file FILE` (a radiusclient.conf, read by [`crate::radius`]) and
+//!   virtgate's `radius-order radius-only|local-first|radius-first`; `map-to-ifname` and
+//!   `map-to-ttyname` are ignored with a warning.
 //! * **Already virtgate's behaviour** (accepted, a warning says it has no effect): `novj`/`-vj`,
 //!   `novjccomp`/`-vjccomp`, `nobsdcomp`/`-bsdcomp`, `nodeflate`/`-deflate`, `nodeflatedraft`,
 //!   `nopredictor1`/`-predictor1`, `nomppc`, `noipx`, `noipv6`/`-ipv6`, `nomultilink`/`nomp`,
@@ -63,7 +66,8 @@
 //!   speed).
 //! * **Refused** (an error): every other pppd option, because each would change who may connect,
 //!   which addresses they get, or what runs on the host, and virtgate does not implement it —
-//!   `noauth`, `require-eap`, `login`, `papcrypt`, `allow-ip`, `plugin`, the `*-script` options,
+//!   `noauth`, `require-eap`, `login`, `papcrypt`, `allow-ip`, `plugin` (except `radius.so`),
+//!   the radius plugin's `avpair`, the `*-script` options,
 //!   `ipcp-accept-remote`, `+ipv6`, multilink, EAP-TLS, filters, traffic limits, pty/serial
 //!   channel options, and so on. The error names the option and says why.
 //!
@@ -471,6 +475,35 @@ pub struct PppOptions {
     pub idle: Option<Duration>,
     /// `maxconnect`: close the link after this long; `None` (0) means no limit.
     pub maxconnect: Option<Duration>,
+    /// `plugin radius.so` (with `radius-config-file` and `radius-order`): authenticate and
+    /// account through RADIUS (see [`crate::radius`]).
+    pub radius: Option<RadiusPlugin>,
+}
+
+/// pppd's radius plugin default `radius-config-file`.
+pub const DEFAULT_RADIUS_CONFIG: &str = "/etc/radiusclient/radiusclient.conf";
+
+/// `plugin radius.so` and its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusPlugin {
+    /// `radius-config-file FILE`: the radiusclient.conf (default
+    /// [`DEFAULT_RADIUS_CONFIG`]).
+    pub config_file: PathBuf,
+    /// `radius-order` (virtgate's own option): whether chap-secrets is asked too, and first.
+    pub order: RadiusOrder,
+}
+
+/// Which user database decides, in what order (`radius-order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RadiusOrder {
+    /// `radius-only` (default, what pppd's radius plugin does): chap-secrets is not asked.
+    #[default]
+    RadiusOnly,
+    /// `local-first`: a user with a chap-secrets entry is checked against it; others go to
+    /// RADIUS.
+    LocalFirst,
+    /// `radius-first`: RADIUS decides; when no server answers, chap-secrets is asked.
+    RadiusFirst,
 }
 
 impl fmt::Debug for PppOptions {
@@ -497,6 +530,7 @@ impl fmt::Debug for PppOptions {
             .field("pap", &self.pap)
             .field("idle", &self.idle)
             .field("maxconnect", &self.maxconnect)
+            .field("radius", &self.radius)
             .finish()
     }
 }
@@ -527,6 +561,7 @@ impl Default for PppOptions {
             pap: PapOptions::default(),
             idle: None,
             maxconnect: None,
+            radius: None,
         }
     }
 }
@@ -583,6 +618,9 @@ impl PppOptions {
             require_at: None,
             dns: Vec::new(),
             wins: Vec::new(),
+            radius_plugin: false,
+            radius_config: None,
+            radius_order: None,
         };
         p.parse_file(text, path.as_ref(), 0)?;
         p.finish(path.as_ref())
@@ -871,7 +909,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("mschap-challenge", "a fixed MS-CHAP challenge (a pppd test aid) would make authentication replayable"),
     ("mschap2-peer-challenge", "a fixed MS-CHAP peer challenge (a pppd test aid) would make authentication replayable"),
     ("call", "peer files (/etc/ppp/peers) are not supported; use file with a path"),
-    ("plugin", "pppd plugins (RADIUS and others) are not supported"),
+    ("avpair", "the radius plugin's avpair is not supported; put the attributes in the RADIUS server's reply instead"),
     ("pass-filter", "packet filters are not supported; use the firewall"),
     ("active-filter", "packet filters are not supported; use the firewall"),
     ("maxoctets", "traffic limits are not supported"),
@@ -969,6 +1007,10 @@ struct Parser<'f> {
     require_at: Option<At>,
     dns: Vec<Ipv4Addr>,
     wins: Vec<Ipv4Addr>,
+    /// `plugin radius.so` seen.
+    radius_plugin: bool,
+    radius_config: Option<(PathBuf, At)>,
+    radius_order: Option<(RadiusOrder, At)>,
 }
 
 /// The words of one file, consumed in order.
@@ -1061,6 +1103,43 @@ impl Parser<'_> {
                 let a = arg()?;
                 self.opts.chap_secrets = Some(files::resolve(path, Path::new(&a.text)));
             }
+
+            // --- RADIUS (pppd's radius plugin) ----------------------------------------
+            "plugin" => {
+                let a = arg()?;
+                let base = Path::new(&a.text).file_name().and_then(|n| n.to_str());
+                if base != Some("radius.so") {
+                    return Err(err(
+                        ErrorKind::Refused,
+                        format!("pppd plugin '{}' is not supported: virtgate implements only radius.so (RADIUS); remove this line", a.text),
+                    ));
+                }
+                self.radius_plugin = true;
+            }
+            "radius-config-file" => {
+                let a = arg()?;
+                self.radius_config = Some((files::resolve(path, Path::new(&a.text)), at));
+            }
+            "radius-order" => {
+                let a = arg()?;
+                let order = match a.text.as_str() {
+                    "radius-only" => RadiusOrder::RadiusOnly,
+                    "local-first" => RadiusOrder::LocalFirst,
+                    "radius-first" => RadiusOrder::RadiusFirst,
+                    other => {
+                        return Err(err(
+                            ErrorKind::InvalidValue,
+                            format!("radius-order '{other}' is not one of radius-only, local-first, radius-first"),
+                        ))
+                    }
+                };
+                self.radius_order = Some((order, at));
+            }
+            "map-to-ifname" | "map-to-ttyname" => self.warn(
+                path,
+                line,
+                format!("option '{name}' ignored: virtgate sends NAS-Port as the call's number"),
+            ),
 
             // --- authentication -------------------------------------------------------
             // `auth` is what virtgate always does; nothing to change.
@@ -1543,6 +1622,28 @@ impl Parser<'_> {
     }
 
     fn finish(mut self, top: &Path) -> Result<Parsed<PppOptions>, ConfigError> {
+        if self.radius_plugin {
+            self.opts.radius = Some(RadiusPlugin {
+                config_file: self
+                    .radius_config
+                    .take()
+                    .map(|c| c.0)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_RADIUS_CONFIG)),
+                order: self.radius_order.take().map(|o| o.0).unwrap_or_default(),
+            });
+        } else if let Some(at) = self
+            .radius_config
+            .as_ref()
+            .map(|c| c.1.clone())
+            .or_else(|| self.radius_order.as_ref().map(|o| o.1.clone()))
+        {
+            return Err(ConfigError::new(
+                &at.path,
+                at.line,
+                ErrorKind::Conflict,
+                "this radius option needs 'plugin radius.so' in the options; add it or remove this line",
+            ));
+        }
         self.opts.ms_dns = pair(&self.dns);
         self.opts.ms_wins = pair(&self.wins);
 

@@ -20,6 +20,7 @@ pub mod input;
 pub mod net;
 pub mod ppp;
 pub mod pptp;
+pub mod radius;
 pub mod seeds;
 
 pub use config::{
@@ -32,6 +33,7 @@ pub use pptp::{
     pptp_control_client, pptp_control_roundtrip, pptp_control_server, pptp_deframer,
     pptp_gre_channel, pptp_gre_header_roundtrip,
 };
+pub use radius::radius_packet;
 
 /// A fuzz target: its name (the cargo-fuzz binary and corpus directory) and its body.
 #[derive(Clone, Copy)]
@@ -73,6 +75,7 @@ targets!(
     dhcp_lease_engine,
     dhcp_leasefile,
     dns_server,
+    radius_packet,
     control_request,
 );
 

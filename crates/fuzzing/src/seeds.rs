@@ -54,6 +54,7 @@ pub fn all() -> Vec<Seed> {
     session_seeds(&mut out);
     dhcp_seeds(&mut out);
     dns_seeds(&mut out);
+    radius_seeds(&mut out);
     synthetic_control_seeds(&mut out);
     config_seeds(&mut out);
     control_request_seeds(&mut out);
@@ -753,6 +754,89 @@ fn dns_seeds(out: &mut Vec<Seed>) {
         .query(true, &dns_query(22, "cached.example.COM", 1, None))
         .query(false, &dns_query(23, "cached.example.com", 1, Some(1232)));
     out.push(seed("dns_server", "cache", cache.finish()));
+}
+
+/// RADIUS datagrams: an Access-Accept with MS-CHAP2-Success and MPPE keys, an
+/// Access-Reject with MS-CHAP-Error, an Accounting-Response (each signed for the fuzz
+/// client's identifiers 0 and 1), a Disconnect-Request and a CoA-Request, and RFC 2865 §7.1's
+/// Access-Request.
+fn radius_seeds(out: &mut Vec<Seed>) {
+    use virtgate_radius::attr::{self, ms};
+    use virtgate_radius::crypto::{encrypt_mppe_key, sign_request, sign_response};
+    use virtgate_radius::{Attr, Code, Packet};
+
+    use crate::radius::{RADIUS_AUTHENTICATOR as RA, RADIUS_SECRET as S};
+    let t = "radius_packet";
+    let mut accept = Packet::new(Code::AccessAccept, 0);
+    accept.push(virtgate_radius::crypto::message_authenticator_placeholder());
+    let mut succ = vec![1u8];
+    succ.extend_from_slice(b"S=0123456789ABCDEF0123456789ABCDEF01234567");
+    accept
+        .push(Attr::vendor(ms::VENDOR_ID, ms::CHAP2_SUCCESS, &succ))
+        .push(Attr::vendor(
+            ms::VENDOR_ID,
+            ms::MPPE_SEND_KEY,
+            &encrypt_mppe_key(&[1; 16], [0x80, 1], S, &RA),
+        ))
+        .push(Attr::vendor(
+            ms::VENDOR_ID,
+            ms::MPPE_RECV_KEY,
+            &encrypt_mppe_key(&[2; 16], [0x80, 2], S, &RA),
+        ))
+        .push(Attr::vendor(
+            ms::VENDOR_ID,
+            ms::MPPE_ENCRYPTION_POLICY,
+            &1u32.to_be_bytes(),
+        ))
+        .push(Attr::vendor(
+            ms::VENDOR_ID,
+            ms::MPPE_ENCRYPTION_TYPES,
+            &4u32.to_be_bytes(),
+        ))
+        .push(Attr::ipv4(
+            attr::FRAMED_IP_ADDRESS,
+            [192, 168, 0, 150].into(),
+        ))
+        .push(Attr::u32(attr::SESSION_TIMEOUT, 3600))
+        .push(Attr::u32(attr::IDLE_TIMEOUT, 600))
+        .push(Attr::new(attr::FILTER_ID, b"std.in".to_vec()))
+        .push(Attr::new(attr::CLASS, b"c1".to_vec()));
+    out.push(seed(
+        t,
+        "access-accept-mschapv2",
+        sign_response(&accept, &RA, S),
+    ));
+    let mut reject = Packet::new(Code::AccessReject, 0);
+    reject.push(virtgate_radius::crypto::message_authenticator_placeholder());
+    reject.push(Attr::vendor(
+        ms::VENDOR_ID,
+        ms::CHAP_ERROR,
+        b"\x01E=691 R=0 C=00000000000000000000000000000000 V=3",
+    ));
+    out.push(seed(
+        t,
+        "access-reject-mschap-error",
+        sign_response(&reject, &RA, S),
+    ));
+    let mut acct = Packet::new(Code::AccountingResponse, 1);
+    acct.authenticator = RA;
+    out.push(seed(t, "accounting-response", acct.encode()));
+    for (name, code) in [
+        ("disconnect-request", Code::DisconnectRequest),
+        ("coa-request", Code::CoaRequest),
+    ] {
+        let mut p = Packet::new(code, 7);
+        p.push(Attr::new(attr::USER_NAME, b"user1".to_vec()))
+            .push(Attr::new(attr::ACCT_SESSION_ID, b"0000000A".to_vec()))
+            .push(Attr::u32(attr::SESSION_TIMEOUT, 30));
+        out.push(seed(t, name, sign_request(&p, S)));
+    }
+    let rfc = "010000380f403f9473978057bd83d5cb98f4227a01066e656d6f02120dbe708d93d413ce3196e43f782a0aee0406c0a80110050600000003";
+    let bytes = (0..rfc.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&rfc[i..i + 2], 16).unwrap_or(0))
+        .collect();
+    out.push(seed(t, "rfc2865-access-request", bytes));
 }
 
 /// What kind of PPP frame `frame` is: its protocol field (after an optional FF 03, one byte

@@ -175,6 +175,10 @@ pub enum KeyMaterial {
         password: Secret,
         nt_response: [u8; 24],
     },
+    /// Start keys given directly by an external verdict (RADIUS MS-MPPE-Send-Key /
+    /// -Recv-Key, as pppd's radius plugin takes them): `send` is what the authenticator
+    /// sends with.
+    Direct { send: [u8; 16], recv: [u8; 16] },
 }
 
 impl KeyMaterial {
@@ -220,6 +224,10 @@ impl KeyMaterial {
                           MS-CHAPv2",
                 ),
             },
+            KeyMaterial::Direct { send, recv } => Ok(mppe::StartKeys {
+                send: mppe::StartKey(*send),
+                recv: mppe::StartKey(*recv),
+            }),
         }
     }
 }
@@ -229,7 +237,84 @@ impl std::fmt::Debug for KeyMaterial {
         f.write_str(match self {
             KeyMaterial::MsChapV1 { .. } => "KeyMaterial::MsChapV1(..)",
             KeyMaterial::MsChapV2 { .. } => "KeyMaterial::MsChapV2(..)",
+            KeyMaterial::Direct { .. } => "KeyMaterial::Direct(..)",
         })
+    }
+}
+
+/// What the peer sent, for a verdict made outside the session (RADIUS): see
+/// [`AuthServer::credentials`] and [`AuthServer::provide_verdict`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum PeerCredentials {
+    Pap {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    ChapMd5 {
+        user: Vec<u8>,
+        id: u8,
+        challenge: Vec<u8>,
+        response: Vec<u8>,
+    },
+    MsChapV1 {
+        user: Vec<u8>,
+        id: u8,
+        challenge: [u8; 8],
+        lm_response: [u8; 24],
+        nt_response: [u8; 24],
+        flags: u8,
+    },
+    MsChapV2 {
+        user: Vec<u8>,
+        id: u8,
+        challenge: [u8; 16],
+        peer_challenge: [u8; 16],
+        nt_response: [u8; 24],
+        flags: u8,
+    },
+}
+
+impl std::fmt::Debug for PeerCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, user) = match self {
+            PeerCredentials::Pap { user, .. } => ("Pap", user),
+            PeerCredentials::ChapMd5 { user, .. } => ("ChapMd5", user),
+            PeerCredentials::MsChapV1 { user, .. } => ("MsChapV1", user),
+            PeerCredentials::MsChapV2 { user, .. } => ("MsChapV2", user),
+        };
+        write!(f, "PeerCredentials::{kind}({:?}, ..)", lossy(user))
+    }
+}
+
+/// An external verdict on [`PeerCredentials`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum ExternalVerdict {
+    /// Accepted. `message`: the Success text; for MS-CHAPv2 it must hold the authenticator
+    /// response `S=<40 hex digits>` (RADIUS MS-CHAP2-Success without its Ident octet; ` M=`
+    /// is added as in the local path when missing), else the verdict is a failure (the peer
+    /// would refuse us anyway). `mppe_keys`: (send, recv) start keys from the authenticator's
+    /// point of view (MS-MPPE-Send-Key, MS-MPPE-Recv-Key).
+    Accept {
+        message: Option<String>,
+        mppe_keys: Option<([u8; 16], [u8; 16])>,
+    },
+    /// Refused. `message`: the Failure text to send instead of the usual one (for MS-CHAP,
+    /// RADIUS MS-CHAP-Error without its Ident octet); only used when no retry follows.
+    Reject { message: Option<String> },
+}
+
+impl std::fmt::Debug for ExternalVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExternalVerdict::Accept { message, mppe_keys } => f
+                .debug_struct("Accept")
+                .field("message", message)
+                .field("mppe_keys", &mppe_keys.is_some())
+                .finish(),
+            ExternalVerdict::Reject { message } => {
+                f.debug_struct("Reject").field("message", message).finish()
+            }
+        }
     }
 }
 
@@ -568,9 +653,141 @@ impl AuthServer {
                     (AuthMethod::ChapMd5, Some(Secret::NtHash(_))) => CHAP_MD5_NEEDS_PLAINTEXT,
                     _ => "Authentication failed",
                 };
-                self.fail(now, id, &challenge, peer_name, reason, entropy)
+                self.fail(now, id, &challenge, peer_name, reason, entropy, None)
             }
         }
+    }
+
+    /// While a secret is awaited: what the peer sent, for an external verdict. `None` when
+    /// nothing is awaited or the response does not parse for the method.
+    pub fn credentials(&self) -> Option<PeerCredentials> {
+        let ServerState::AwaitingSecret {
+            id,
+            challenge,
+            name,
+            value,
+        } = &self.state
+        else {
+            return None;
+        };
+        let (id, user) = (*id, name.clone());
+        Some(match self.method {
+            AuthMethod::Pap => PeerCredentials::Pap {
+                user,
+                password: value.clone(),
+            },
+            AuthMethod::ChapMd5 => PeerCredentials::ChapMd5 {
+                user,
+                id,
+                challenge: challenge.clone(),
+                response: value.clone(),
+            },
+            AuthMethod::MsChapV1 => {
+                let r = mschap::v1::Response::parse(value).ok()?;
+                PeerCredentials::MsChapV1 {
+                    user,
+                    id,
+                    challenge: challenge.as_slice().try_into().ok()?,
+                    lm_response: r.lm_response,
+                    nt_response: r.nt_response,
+                    flags: r.use_nt as u8,
+                }
+            }
+            AuthMethod::MsChapV2 => {
+                let r = mschap::v2::Response::parse(value).ok()?;
+                PeerCredentials::MsChapV2 {
+                    user,
+                    id,
+                    challenge: challenge.as_slice().try_into().ok()?,
+                    peer_challenge: r.peer_challenge,
+                    nt_response: r.nt_response,
+                    flags: r.flags,
+                }
+            }
+        })
+    }
+
+    /// The answer to [`AuthOutput::NeedSecret`] when the daemon decided elsewhere (RADIUS)
+    /// instead of giving a secret: see [`ExternalVerdict`].
+    pub fn provide_verdict(
+        &mut self,
+        now: Instant,
+        verdict: ExternalVerdict,
+        entropy: &mut dyn Entropy,
+    ) {
+        let creds = self.credentials();
+        let ServerState::AwaitingSecret {
+            id,
+            challenge,
+            name,
+            ..
+        } = std::mem::replace(&mut self.state, ServerState::Idle)
+        else {
+            return;
+        };
+        let peer_name = lossy(&name);
+        let accepted = match (verdict, creds) {
+            (ExternalVerdict::Accept { message, mppe_keys }, Some(creds)) => {
+                let keys = mppe_keys.map(|(send, recv)| KeyMaterial::Direct { send, recv });
+                match (self.method, &creds) {
+                    (AuthMethod::MsChapV2, PeerCredentials::MsChapV2 { flags, .. }) => {
+                        let m = message.unwrap_or_default();
+                        let valid = m.len() >= 42
+                            && m.starts_with("S=")
+                            && m.get(2..42)
+                                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+                        if !valid {
+                            Err(None)
+                        } else if m.contains(" M=") || *flags != 0 {
+                            Ok((m.into_bytes(), keys))
+                        } else {
+                            Ok((format!("{m} M={CHAP_GRANTED}").into_bytes(), keys))
+                        }
+                    }
+                    (AuthMethod::Pap, _) => Ok((
+                        message
+                            .map(String::into_bytes)
+                            .unwrap_or_else(|| PAP_OK.to_vec()),
+                        None,
+                    )),
+                    _ => Ok((
+                        message
+                            .map(String::into_bytes)
+                            .unwrap_or_else(|| CHAP_GRANTED.as_bytes().to_vec()),
+                        keys,
+                    )),
+                }
+            }
+            (ExternalVerdict::Accept { .. }, None) => Err(None),
+            (ExternalVerdict::Reject { message }, _) => Err(message),
+        };
+        match accepted {
+            Ok((message, keys)) => self.succeed(id, peer_name, message, keys),
+            Err(text) => self.fail(
+                now,
+                id,
+                &challenge,
+                peer_name,
+                "Authentication failed",
+                entropy,
+                text,
+            ),
+        }
+    }
+
+    fn succeed(&mut self, id: u8, peer_name: String, message: Vec<u8>, keys: Option<KeyMaterial>) {
+        let packet = match self.method {
+            AuthMethod::Pap => packet(pap::ACK, id, &pap_message(&message)),
+            _ => packet(chap::SUCCESS, id, &message),
+        };
+        self.out
+            .push(AuthOutput::Send(self.method.protocol(), packet.clone()));
+        self.out.push(AuthOutput::Success {
+            peer_name,
+            method: self.method,
+            keys,
+        });
+        self.state = ServerState::Done { id, packet };
     }
 
     /// Checks a response; on success returns the Success message and the MPPE key material.
@@ -648,6 +865,9 @@ impl AuthServer {
         }
     }
 
+    /// Sends Failure / Nak (`text` replaces its message when no retry follows: an external
+    /// verdict's) and ends or retries the exchange.
+    #[allow(clippy::too_many_arguments)]
     fn fail(
         &mut self,
         now: Instant,
@@ -656,6 +876,7 @@ impl AuthServer {
         peer_name: String,
         reason: &str,
         entropy: &mut dyn Entropy,
+        text: Option<String>,
     ) {
         self.failures = self.failures.saturating_add(1);
         let retry = self.failures <= self.policy.max_retries;
@@ -677,6 +898,12 @@ impl AuthServer {
                 let c: [u8; 16] = next_challenge.as_slice().try_into().unwrap_or_default();
                 mschap::v2::failure_message(err, retry, &c, CHAP_DENIED).into_bytes()
             }
+        };
+        // An external verdict's text replaces the message when no retry follows.
+        let message = match text {
+            Some(t) if !retry && self.method == AuthMethod::Pap => pap_message(t.as_bytes()),
+            Some(t) if !retry => t.into_bytes(),
+            _ => message,
         };
         let code = match self.method {
             AuthMethod::Pap => pap::NAK,

@@ -36,7 +36,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::auth::{
-    AuthClient, AuthMethod, AuthOutput, AuthPolicy, AuthServer, KeyMaterial, Secret,
+    AuthClient, AuthMethod, AuthOutput, AuthPolicy, AuthServer, ExternalVerdict, KeyMaterial,
+    PeerCredentials, Secret,
 };
 use crate::ccp::{Ccp, MppeMode, MppePolicy};
 use crate::frame::{emit_control, Code, ControlPacket, FrameHeader, HeaderCompression, Protocol};
@@ -466,6 +467,24 @@ impl Session {
     pub fn provide_secret(&mut self, now: Instant, secret: Option<Secret>) {
         if let Auth::Server(s) = &mut self.auth {
             s.provide_secret(now, secret.as_ref(), self.entropy.as_mut());
+        }
+        self.pump(now);
+    }
+
+    /// While a [`SessionEvent::SecretRequest`] is unanswered: what the peer sent, for a
+    /// verdict made elsewhere (RADIUS), given with [`Session::provide_verdict`].
+    pub fn pending_credentials(&self) -> Option<PeerCredentials> {
+        match &self.auth {
+            Auth::Server(s) => s.credentials(),
+            _ => None,
+        }
+    }
+
+    /// The answer to [`SessionEvent::SecretRequest`] as an external verdict instead of a
+    /// secret (see [`ExternalVerdict`]).
+    pub fn provide_verdict(&mut self, now: Instant, verdict: ExternalVerdict) {
+        if let Auth::Server(s) = &mut self.auth {
+            s.provide_verdict(now, verdict, self.entropy.as_mut());
         }
         self.pump(now);
     }

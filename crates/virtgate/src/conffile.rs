@@ -7,8 +7,8 @@ use std::path::Path;
 use virtgate_config::{ConfigFile, DaemonSection, LimitsSection, NetworksSection};
 
 use crate::cli::{AbuseArgs, DaemonArgs, DEFAULT_SOCKET};
-use crate::settings::SingleSession;
 use crate::networks::{NetworkArgs, DEFAULT_STATE_DIR};
+use crate::settings::SingleSession;
 
 /// Fills `args` from the file: a flag given on the command line (one that differs from its
 /// default) wins over the file.

@@ -33,6 +33,8 @@ pub enum DaemonError {
     Netlink(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot open the RADIUS sockets: {0} — check bindaddr and dae_listen in the radius config file")]
+    Radius(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
     #[error("firewall: {0}")]
@@ -78,4 +80,6 @@ pub enum DialError {
     LinkDown(String),
     #[error("no link after {0} s — the server did not complete PPP negotiation")]
     Timeout(u64),
+    #[error("load mode: {0}")]
+    Load(String),
 }

@@ -9,6 +9,7 @@ mod conffile;
 mod control;
 mod daemon;
 mod dial;
+mod dial_load;
 mod error;
 mod fw;
 mod link;
@@ -18,6 +19,7 @@ mod networks;
 mod ops;
 mod pool;
 mod ports;
+mod radius;
 mod settings;
 mod table;
 
@@ -145,6 +147,8 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             );
             Ok(())
         }
+        // Load mode runs its own epoll loop on this thread (no tokio: one engine, no tasks).
+        Command::Dial(args) if args.load.load.is_some() => dial_load::run(&args),
         Command::Dial(args) => runtime()?.block_on(dial::run(args)),
         Command::Status(a) => {
             let r = control::request(&a.socket.socket, &Request::Status)?;

@@ -67,6 +67,8 @@ pub struct Settings {
     pub proxyarp: bool,
     /// pptpd.conf `noipparam`: hooks get an empty ipparam instead of the client's address.
     pub noipparam: bool,
+    /// `plugin radius.so`: the radius config file's settings (with `radius-order`).
+    pub radius: Option<virtgate_config::RadiusConfig>,
     /// The virtgate.toml these settings came from (`--config`), for its daemon-wide sections.
     pub file: Option<ConfigFile>,
 }
@@ -371,6 +373,17 @@ impl Settings {
             );
         }
         check_unsupported(args, conf, &ppp)?;
+        // `plugin radius.so`: its radiusclient.conf (and servers file) are read here.
+        let radius = match &ppp.radius {
+            Some(plugin) => {
+                let (mut r, w) =
+                    virtgate_config::RadiusConfig::read(&plugin.config_file)?.into_parts();
+                log_warnings(&w);
+                r.order = plugin.order;
+                Some(r)
+            }
+            None => None,
+        };
         let pool = if conf.delegate {
             // pptpd's `delegate` hands address allocation to pppd (and its radius plugin);
             // virtgate's pppd part has no other source than chap-secrets.
@@ -409,6 +422,7 @@ impl Settings {
             maxconnect: ppp.maxconnect.filter(|d| !d.is_zero()),
             proxyarp: ppp.proxyarp,
             noipparam: conf.noipparam,
+            radius,
             ppp,
             secrets,
             file: None,
@@ -957,6 +971,7 @@ mod tests {
             mppe: MppeArg::Refuse,
             auth: AuthArg::Chap,
             mru: 1400,
+            load: Default::default(),
         };
         let c = client_session_config(&a);
         assert_eq!(c.auth.methods, vec![AuthMethod::ChapMd5]);

@@ -448,7 +448,8 @@ fn refused_options_name_the_reason_and_line() {
     let cases: &[(&str, &str)] = &[
         ("noauth", "always authenticates"),
         ("require-eap", "no EAP"),
-        ("plugin radius.so", "plugins"),
+        ("plugin rp-pppoe.so", "only radius.so"),
+        ("avpair Foo=1", "avpair"),
         ("ipcp-accept-remote", "choose addresses"),
         ("+ipv6", "IPv6CP"),
         ("login", "password database"),
@@ -687,4 +688,37 @@ fn random_input_never_panics() {
     }
     let bytes: Vec<u8> = (0..=255u8).collect();
     let _ = PppOptions::parse(&String::from_utf8_lossy(&bytes), P);
+}
+
+#[test]
+fn radius_plugin_and_its_options() {
+    let p = PppOptions::parse(
+        "plugin radius.so\nradius-config-file /etc/rc.conf\nradius-order local-first\n",
+        P,
+    )
+    .unwrap()
+    .value;
+    assert_eq!(
+        p.radius,
+        Some(RadiusPlugin {
+            config_file: "/etc/rc.conf".into(),
+            order: RadiusOrder::LocalFirst
+        })
+    );
+    let p = PppOptions::parse("plugin /usr/lib/pppd/2.4.9/radius.so\n", P)
+        .unwrap()
+        .value;
+    assert_eq!(
+        p.radius,
+        Some(RadiusPlugin {
+            config_file: DEFAULT_RADIUS_CONFIG.into(),
+            order: RadiusOrder::RadiusOnly
+        })
+    );
+    assert_eq!(PppOptions::parse("name x\n", P).unwrap().value.radius, None);
+    let e = err("name x\nradius-config-file /etc/rc.conf\n");
+    assert_eq!((e.kind, e.line), (ErrorKind::Conflict, 2), "{e}");
+    assert!(e.message.contains("plugin radius.so"), "{e}");
+    let e = err("plugin radius.so\nradius-order sometimes\n");
+    assert_eq!((e.kind, e.line), (ErrorKind::InvalidValue, 2), "{e}");
 }

@@ -83,6 +83,10 @@ impl Sent {
 /// Picks frames to drop.
 pub type DropFn = Box<dyn FnMut(&Sent) -> bool>;
 
+/// Decides a SecretRequest elsewhere (as RADIUS does) instead of `secrets`.
+pub type VerdictFn =
+    Box<dyn FnMut(virtgate_ppp::auth::PeerCredentials) -> virtgate_ppp::auth::ExternalVerdict>;
+
 pub struct Pair {
     pub t0: Instant,
     pub now: Instant,
@@ -99,6 +103,8 @@ pub struct Pair {
     pub mute: Option<Side>,
     /// Drop frames this predicate picks.
     pub drop_if: Option<DropFn>,
+    /// When set, SecretRequests get an external verdict from it.
+    pub verdict: Option<VerdictFn>,
     pub log: Vec<Sent>,
     pub server_events: Vec<SessionEvent>,
     pub client_events: Vec<SessionEvent>,
@@ -125,6 +131,7 @@ impl Pair {
             drop_client_first: 0,
             mute: None,
             drop_if: None,
+            verdict: None,
             log: Vec::new(),
             server_events: Vec::new(),
             client_events: Vec::new(),
@@ -159,6 +166,14 @@ impl Pair {
             while let Some(e) = self.server.poll_event() {
                 progress = true;
                 match &e {
+                    SessionEvent::SecretRequest { .. } if self.verdict.is_some() => {
+                        let creds = self
+                            .server
+                            .pending_credentials()
+                            .expect("credentials while a secret is asked for");
+                        let v = (self.verdict.as_mut().expect("checked"))(creds);
+                        self.server.provide_verdict(self.now, v);
+                    }
                     SessionEvent::SecretRequest { peer_name } => {
                         let s = self.secrets.get(peer_name).cloned();
                         self.server.provide_secret(self.now, s);

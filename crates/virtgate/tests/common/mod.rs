@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod freeradius;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
