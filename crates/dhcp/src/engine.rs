@@ -12,7 +12,7 @@
 //!    [`LeaseEngine::handle_timeout`], then go to 2.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -188,6 +188,152 @@ impl Client<'_> {
     }
 }
 
+/// The records by address, with indexes by MAC, client identifier and host name, so that
+/// finding a client's records or a name's holders does not look at every record.
+///
+/// Through [`Records::get_mut`] only a record's `state` may change (the indexed fields are
+/// changed through [`Records::insert`] and [`Records::clear_hostname`]).
+#[derive(Debug, Default)]
+struct Records {
+    by_ip: BTreeMap<Ipv4Addr, Record>,
+    by_mac: HashMap<MacAddr, BTreeSet<Ipv4Addr>>,
+    by_client_id: HashMap<Vec<u8>, BTreeSet<Ipv4Addr>>,
+    by_hostname: HashMap<String, BTreeSet<Ipv4Addr>>,
+}
+
+fn index_add<K: std::hash::Hash + Eq>(
+    index: &mut HashMap<K, BTreeSet<Ipv4Addr>>,
+    key: K,
+    ip: Ipv4Addr,
+) {
+    index.entry(key).or_default().insert(ip);
+}
+
+fn index_remove<K, Q>(index: &mut HashMap<K, BTreeSet<Ipv4Addr>>, key: &Q, ip: Ipv4Addr)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(&ip);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl Records {
+    fn get(&self, ip: &Ipv4Addr) -> Option<&Record> {
+        self.by_ip.get(ip)
+    }
+
+    fn get_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut Record> {
+        self.by_ip.get_mut(ip)
+    }
+
+    fn contains_key(&self, ip: &Ipv4Addr) -> bool {
+        self.by_ip.contains_key(ip)
+    }
+
+    fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Ipv4Addr> {
+        self.by_ip.keys()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Record> {
+        self.by_ip.values()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &Record)> {
+        self.by_ip.iter()
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr, rec: Record) -> Option<Record> {
+        let old = self.remove(&ip);
+        index_add(&mut self.by_mac, rec.mac, ip);
+        if let Some(id) = &rec.client_id {
+            index_add(&mut self.by_client_id, id.clone(), ip);
+        }
+        if let Some(n) = &rec.hostname {
+            index_add(&mut self.by_hostname, n.clone(), ip);
+        }
+        self.by_ip.insert(ip, rec);
+        old
+    }
+
+    fn remove(&mut self, ip: &Ipv4Addr) -> Option<Record> {
+        let old = self.by_ip.remove(ip)?;
+        self.unindex(*ip, &old);
+        Some(old)
+    }
+
+    fn unindex(&mut self, ip: Ipv4Addr, rec: &Record) {
+        index_remove(&mut self.by_mac, &rec.mac, ip);
+        if let Some(id) = &rec.client_id {
+            index_remove(&mut self.by_client_id, id.as_slice(), ip);
+        }
+        if let Some(n) = &rec.hostname {
+            index_remove(&mut self.by_hostname, n.as_str(), ip);
+        }
+    }
+
+    /// Takes the host name away from the record at `ip`; returns the record.
+    fn clear_hostname(&mut self, ip: Ipv4Addr) -> Option<&Record> {
+        let rec = self.by_ip.get_mut(&ip)?;
+        if let Some(n) = rec.hostname.take() {
+            index_remove(&mut self.by_hostname, n.as_str(), ip);
+        }
+        self.by_ip.get(&ip)
+    }
+
+    /// The addresses of the records client `c` owns ([`Client::owns`]), in address order.
+    fn owned_by(&self, c: &Client<'_>) -> Vec<Ipv4Addr> {
+        let by_mac = self.by_mac.get(&c.mac).into_iter().flatten();
+        let by_id = c
+            .client_id
+            .and_then(|id| self.by_client_id.get(id))
+            .into_iter()
+            .flatten();
+        let candidates: BTreeSet<Ipv4Addr> = by_mac.chain(by_id).copied().collect();
+        let owned: Vec<Ipv4Addr> = candidates
+            .into_iter()
+            .filter(|ip| self.by_ip.get(ip).is_some_and(|r| c.owns(r)))
+            .collect();
+        debug_assert_eq!(
+            owned,
+            self.by_ip
+                .iter()
+                .filter(|(_, r)| c.owns(r))
+                .map(|(ip, _)| *ip)
+                .collect::<Vec<_>>(),
+            "client index out of step"
+        );
+        owned
+    }
+
+    /// The addresses of the records holding host name `name`, in address order.
+    fn named(&self, name: &str) -> Vec<Ipv4Addr> {
+        let named: Vec<Ipv4Addr> = self
+            .by_hostname
+            .get(name)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        debug_assert_eq!(
+            named,
+            self.by_ip
+                .iter()
+                .filter(|(_, r)| r.hostname.as_deref() == Some(name))
+                .map(|(ip, _)| *ip)
+                .collect::<Vec<_>>(),
+            "host name index out of step"
+        );
+        named
+    }
+}
+
 /// Why a REQUEST is refused (the text goes into option 56 of the DHCPNAK, as dnsmasq does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -234,7 +380,7 @@ const DEADLINE_SLACK: usize = 64;
 #[derive(Debug)]
 pub struct LeaseEngine {
     cfg: Config,
-    records: BTreeMap<Ipv4Addr, Record>,
+    records: Records,
     declined: BTreeMap<Ipv4Addr, Instant>,
     /// Every pending deadline, earliest on top, with lazy deletion: an entry is pushed whenever
     /// a record gets an offer hold or an expiry, or an address is declined, and is discarded
@@ -254,7 +400,7 @@ impl LeaseEngine {
         cfg.validate()?;
         Ok(LeaseEngine {
             cfg,
-            records: BTreeMap::new(),
+            records: Records::default(),
             declined: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
@@ -540,10 +686,10 @@ impl LeaseEngine {
     /// outstanding or lapsed offer.
     fn find_client(&self, c: &Client<'_>, bindings: bool) -> Option<Ipv4Addr> {
         let mut best: Option<(Ipv4Addr, u8)> = None;
-        for (ip, rec) in &self.records {
-            if !c.owns(rec) {
+        for ip in self.records.owned_by(c) {
+            let Some(rec) = self.records.get(&ip) else {
                 continue;
-            }
+            };
             let rank = match (rec.state, bindings) {
                 (State::Bound { .. }, true) => 2,
                 (
@@ -562,17 +708,18 @@ impl LeaseEngine {
                 _ => continue,
             };
             if best.is_none_or(|(_, r)| rank > r) {
-                best = Some((*ip, rank));
+                best = Some((ip, rank));
             }
         }
         best.map(|(ip, _)| ip)
     }
 
     fn find_bound(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
-        self.records
-            .iter()
-            .find(|(_, rec)| matches!(rec.state, State::Bound { .. }) && c.owns(rec))
-            .map(|(ip, _)| *ip)
+        self.records.owned_by(c).into_iter().find(|ip| {
+            self.records
+                .get(ip)
+                .is_some_and(|rec| matches!(rec.state, State::Bound { .. }))
+        })
     }
 
     /// All addresses of the dynamic ranges, as one sequence: (index → address).
@@ -697,13 +844,10 @@ impl LeaseEngine {
 
     /// Drop the client's records other than at `keep`; bound ones are reported released.
     fn forget_other_records(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
-        let others: Vec<Ipv4Addr> = self
-            .records
-            .iter()
-            .filter(|(ip, rec)| **ip != keep && c.owns(rec))
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in others {
+        for ip in self.records.owned_by(c) {
+            if ip == keep {
+                continue;
+            }
             if let Some(rec) = self.records.remove(&ip) {
                 if matches!(rec.state, State::Bound { .. }) {
                     self.events.push_back(LeaseEvent::Released {
@@ -761,9 +905,15 @@ impl LeaseEngine {
     /// Offered/remembered records of this client at other addresses go (a bound lease stays
     /// until the client REQUESTs the new address).
     fn forget_other_unbound(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
-        self.records.retain(|ip, rec| {
-            *ip == keep || !c.owns(rec) || matches!(rec.state, State::Bound { .. })
-        });
+        for ip in self.records.owned_by(c) {
+            let bound = self
+                .records
+                .get(&ip)
+                .is_some_and(|rec| matches!(rec.state, State::Bound { .. }));
+            if ip != keep && !bound {
+                self.records.remove(&ip);
+            }
+        }
     }
 
     /// RFC 2131 §4.3.2: the client's state is told by which of server identifier, requested
@@ -778,8 +928,15 @@ impl LeaseEngine {
                 // dnsmasq in authoritative mode NAKs here instead; that would fight a second
                 // server the client chose legitimately.
                 self.stats.for_other_server += 1;
-                self.records
-                    .retain(|_, rec| !(c.owns(rec) && matches!(rec.state, State::Offered { .. })));
+                for ip in self.records.owned_by(&c) {
+                    let offered = self
+                        .records
+                        .get(&ip)
+                        .is_some_and(|rec| matches!(rec.state, State::Offered { .. }));
+                    if offered {
+                        self.records.remove(&ip);
+                    }
+                }
                 return None;
             }
             let Some(ip) = req
@@ -863,15 +1020,18 @@ impl LeaseEngine {
         // A newer lease takes a host name from an older one (dnsmasq does the same), so the
         // name follows the machine that most recently claimed it.
         if let Some(n) = &name {
-            for (other_ip, rec) in self.records.iter_mut() {
-                if *other_ip != ip
-                    && matches!(rec.state, State::Bound { .. })
-                    && rec.hostname.as_deref() == Some(n.as_str())
-                {
-                    rec.hostname = None;
+            for other_ip in self.records.named(n) {
+                let bound = self
+                    .records
+                    .get(&other_ip)
+                    .is_some_and(|rec| matches!(rec.state, State::Bound { .. }));
+                if other_ip == ip || !bound {
+                    continue;
+                }
+                if let Some(rec) = self.records.clear_hostname(other_ip) {
                     self.events.push_back(LeaseEvent::Renewed {
                         mac: rec.mac,
-                        ip: *other_ip,
+                        ip: other_ip,
                         hostname: None,
                     });
                 }
