@@ -166,6 +166,9 @@ pub struct Options {
     pub abuse: AbuseLimits,
     /// Keep only CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE once everything is bound.
     pub drop_capabilities: bool,
+    /// SIGTERM/SIGINT, received by handlers installed before the networks started (main), so a
+    /// signal that arrives while this function is still starting is not lost.
+    pub stop: crate::networks::StopSignal,
 }
 
 /// Counters since start; live sessions' traffic is added when asked.
@@ -325,18 +328,14 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     // GRE arrives reassembled: room for the largest MRU (16384) plus headers.
     let mut gre_batch = net::RecvBatch::new(GRE_BATCH, 16_384 + 256);
     let mut tun_buf = vec![0u8; BUF_LEN];
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(DaemonError::Signal)?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(DaemonError::Signal)?;
+    let mut stop = Some(opts.stop);
     let mut listener = Some(listener);
 
     loop {
         let deadline = eng.next_deadline();
         // Unbiased: under load neither the GRE side nor the TUN side can starve the other.
         tokio::select! {
-            _ = sigterm.recv() => eng.begin_stop("SIGTERM", &mut listener),
-            _ = sigint.recv() => eng.begin_stop("SIGINT", &mut listener),
+            signal = stop_requested(&mut stop) => eng.begin_stop(signal, &mut listener),
             _ = sighup.recv() => match &networks {
                 // Network definitions are read first: a bad one refuses the whole reload.
                 Some(n) => n.reload("SIGHUP", || eng.reload("SIGHUP"), None),
@@ -410,6 +409,20 @@ pub async fn run(settings: Settings, opts: Options) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&opts.socket);
     drop(tun);
     Ok(())
+}
+
+/// The first stop signal, once (`begin_stop` does the rest); pending afterwards, or when no
+/// sender is left.
+async fn stop_requested(stop: &mut Option<crate::networks::StopSignal>) -> &'static str {
+    let seen = match stop.as_mut() {
+        Some(rx) => rx.wait_for(Option::is_some).await.ok().and_then(|v| *v),
+        None => None,
+    };
+    *stop = None;
+    match seen {
+        Some(signal) => signal,
+        None => std::future::pending().await,
+    }
 }
 
 async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {

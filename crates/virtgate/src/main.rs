@@ -70,18 +70,6 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                 conffile::apply_daemon(&mut args, file);
             }
             let plan = args.networks.read()?;
-            let opts = daemon::Options {
-                config: args.config.clone(),
-                socket: args.socket.socket.clone(),
-                metrics: args.metrics,
-                hooks: ops::Hooks {
-                    ip_up: args.ip_up.clone(),
-                    ip_down: args.ip_down.clone(),
-                },
-                networks: None,
-                abuse: args.abuse.limits(),
-                drop_capabilities: !args.keep_capabilities,
-            };
             let rt = runtime()?;
             rt.block_on(async move {
                 // From here SIGTERM and SIGINT no longer end the process where it stands: a
@@ -115,15 +103,24 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
                         return Err(e);
                     }
                 };
+                // The handlers installed above serve the daemon too: no signal falls between
+                // start-up and the daemon's loop.
+                // The handlers installed above serve the daemon too: no signal falls between
+                // start-up and the daemon's loop.
                 let opts = daemon::Options {
+                    config: args.config.clone(),
+                    socket: args.socket.socket.clone(),
+                    metrics: args.metrics,
+                    hooks: ops::Hooks {
+                        ip_up: args.ip_up.clone(),
+                        ip_down: args.ip_down.clone(),
+                    },
                     networks: Some(nets.clone()),
-                    ..opts
+                    stop,
+                    abuse: args.abuse.limits(),
+                    drop_capabilities: !args.keep_capabilities,
                 };
-                // daemon::run installs its own handlers while it starts; a stop signal that
-                // came before them is passed on until the daemon has taken it.
-                let relay = tokio::spawn(relay_stop(stop));
                 let r = daemon::run(loaded, opts).await;
-                relay.abort();
                 signals.abort();
                 nets.shutdown().await;
                 r
@@ -344,23 +341,6 @@ fn set_stop_signals_blocked(blocked: bool) {
             libc::SIG_UNBLOCK
         };
         libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
-}
-
-/// Once a stop signal has arrived, raises it again every 200 ms until aborted (when
-/// `daemon::run` returns). A signal that came after the networks started but before
-/// `daemon::run` installed its own handlers reaches nobody else (tokio hands a signal only to
-/// the listeners that exist when it arrives); the daemon's stop ignores repeats.
-async fn relay_stop(mut stop: networks::StopSignal) {
-    let signo = match stop.wait_for(Option::is_some).await.map(|seen| *seen) {
-        Ok(Some("SIGINT")) => libc::SIGINT,
-        Ok(_) => libc::SIGTERM,
-        Err(_) => return,
-    };
-    loop {
-        // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.
-        unsafe { libc::kill(libc::getpid(), signo) };
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
