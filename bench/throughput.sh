@@ -93,6 +93,8 @@ run_iperf() {
   s0="$( [ -n "$SRV_PID" ] && cpu_seconds "$SRV_PID" || echo 0)"
   c0="$( [ -n "$CLI_PID" ] && cpu_seconds "$CLI_PID" || echo 0)"
   t0="$(date +%s.%N)"
+  local st0 st1
+  st0="$(head -n 1 /proc/stat)"
   # TCP: the first second (slow start) is omitted; UDP counters do not survive -O.
   local omit=(-O 1)
   case "$test" in udp*) omit=() ;; esac
@@ -103,14 +105,23 @@ run_iperf() {
     return 0
   fi
   t1="$(date +%s.%N)"
+  st1="$(head -n 1 /proc/stat)"
   s1="$( [ -n "$SRV_PID" ] && cpu_seconds "$SRV_PID" || echo 0)"
   c1="$( [ -n "$CLI_PID" ] && cpu_seconds "$CLI_PID" || echo 0)"
   python3 - "$json" "$path" "$test" "$s0" "$s1" "$c0" "$c1" "$t0" "$t1" "$SRV_PID" "$CLI_PID" \
-    >>"$RESULTS" <<'PY'
+    "$st0" "$st1" >>"$RESULTS" <<'PY'
 import json, sys
 f, path, test = sys.argv[1:4]
 s0, s1, c0, c1, t0, t1 = map(float, sys.argv[4:10])
 srv_pid, cli_pid = sys.argv[10], sys.argv[11]
+# The whole machine's busy share over the test (/proc/stat: idle + iowait are not busy): near
+# 100% means every core was taken and the rate follows the CPU cost per byte.
+a = [int(x) for x in sys.argv[12].split()[1:]]
+b = [int(x) for x in sys.argv[13].split()[1:]]
+d_all = sum(b) - sum(a)
+d_idle = (b[3] + b[4]) - (a[3] + a[4])
+busy = f"machine busy {100 * (d_all - d_idle) / d_all:.0f}%" if d_all > 0 else ""
+
 wall = max(t1 - t0, 1e-9)
 cpu = lambda a, b, pid: f"{100 * (b - a) / wall:.0f}" if pid else "-"
 d = None
@@ -129,10 +140,10 @@ if test.startswith("udp"):
     got = r["bytes"] / 64
     value, unit = got / (r["seconds"] or 1.0), "pps"
     sent = s["bytes"] / 64
-    extra = f'sent {sent / (s["seconds"] or 1.0) / 1000:.0f} kpps, delivered {100 * got / max(sent, 1):.0f}%'
+    extra = f'sent {sent / (s["seconds"] or 1.0) / 1000:.0f} kpps, delivered {100 * got / max(sent, 1):.0f}%, {busy}'
 else:
     value, unit = end["sum_received"]["bits_per_second"] / 1e9, "Gbit/s"
-    extra = f'retr {end["sum_sent"].get("retransmits", 0)}'
+    extra = f'retr {end["sum_sent"].get("retransmits", 0)}, {busy}'
 print(f"{path}\t{test}\t{value:.6g}\t{unit}\t{cpu(s0, s1, srv_pid)}\t{cpu(c0, c1, cli_pid)}\t{extra}")
 PY
   log "$(tail -n 1 "$RESULTS")"

@@ -11,7 +11,8 @@
 //! 3. arm one timer at [`LeaseEngine::poll_timeout`]; when it fires call
 //!    [`LeaseEngine::handle_timeout`], then go to 2.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -187,6 +188,152 @@ impl Client<'_> {
     }
 }
 
+/// The records by address, with indexes by MAC, client identifier and host name, so that
+/// finding a client's records or a name's holders does not look at every record.
+///
+/// Through [`Records::get_mut`] only a record's `state` may change (the indexed fields are
+/// changed through [`Records::insert`] and [`Records::clear_hostname`]).
+#[derive(Debug, Default)]
+struct Records {
+    by_ip: BTreeMap<Ipv4Addr, Record>,
+    by_mac: HashMap<MacAddr, BTreeSet<Ipv4Addr>>,
+    by_client_id: HashMap<Vec<u8>, BTreeSet<Ipv4Addr>>,
+    by_hostname: HashMap<String, BTreeSet<Ipv4Addr>>,
+}
+
+fn index_add<K: std::hash::Hash + Eq>(
+    index: &mut HashMap<K, BTreeSet<Ipv4Addr>>,
+    key: K,
+    ip: Ipv4Addr,
+) {
+    index.entry(key).or_default().insert(ip);
+}
+
+fn index_remove<K, Q>(index: &mut HashMap<K, BTreeSet<Ipv4Addr>>, key: &Q, ip: Ipv4Addr)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(&ip);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl Records {
+    fn get(&self, ip: &Ipv4Addr) -> Option<&Record> {
+        self.by_ip.get(ip)
+    }
+
+    fn get_mut(&mut self, ip: &Ipv4Addr) -> Option<&mut Record> {
+        self.by_ip.get_mut(ip)
+    }
+
+    fn contains_key(&self, ip: &Ipv4Addr) -> bool {
+        self.by_ip.contains_key(ip)
+    }
+
+    fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Ipv4Addr> {
+        self.by_ip.keys()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Record> {
+        self.by_ip.values()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &Record)> {
+        self.by_ip.iter()
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr, rec: Record) -> Option<Record> {
+        let old = self.remove(&ip);
+        index_add(&mut self.by_mac, rec.mac, ip);
+        if let Some(id) = &rec.client_id {
+            index_add(&mut self.by_client_id, id.clone(), ip);
+        }
+        if let Some(n) = &rec.hostname {
+            index_add(&mut self.by_hostname, n.clone(), ip);
+        }
+        self.by_ip.insert(ip, rec);
+        old
+    }
+
+    fn remove(&mut self, ip: &Ipv4Addr) -> Option<Record> {
+        let old = self.by_ip.remove(ip)?;
+        self.unindex(*ip, &old);
+        Some(old)
+    }
+
+    fn unindex(&mut self, ip: Ipv4Addr, rec: &Record) {
+        index_remove(&mut self.by_mac, &rec.mac, ip);
+        if let Some(id) = &rec.client_id {
+            index_remove(&mut self.by_client_id, id.as_slice(), ip);
+        }
+        if let Some(n) = &rec.hostname {
+            index_remove(&mut self.by_hostname, n.as_str(), ip);
+        }
+    }
+
+    /// Takes the host name away from the record at `ip`; returns the record.
+    fn clear_hostname(&mut self, ip: Ipv4Addr) -> Option<&Record> {
+        let rec = self.by_ip.get_mut(&ip)?;
+        if let Some(n) = rec.hostname.take() {
+            index_remove(&mut self.by_hostname, n.as_str(), ip);
+        }
+        self.by_ip.get(&ip)
+    }
+
+    /// The addresses of the records client `c` owns ([`Client::owns`]), in address order.
+    fn owned_by(&self, c: &Client<'_>) -> Vec<Ipv4Addr> {
+        let by_mac = self.by_mac.get(&c.mac).into_iter().flatten();
+        let by_id = c
+            .client_id
+            .and_then(|id| self.by_client_id.get(id))
+            .into_iter()
+            .flatten();
+        let candidates: BTreeSet<Ipv4Addr> = by_mac.chain(by_id).copied().collect();
+        let owned: Vec<Ipv4Addr> = candidates
+            .into_iter()
+            .filter(|ip| self.by_ip.get(ip).is_some_and(|r| c.owns(r)))
+            .collect();
+        debug_assert_eq!(
+            owned,
+            self.by_ip
+                .iter()
+                .filter(|(_, r)| c.owns(r))
+                .map(|(ip, _)| *ip)
+                .collect::<Vec<_>>(),
+            "client index out of step"
+        );
+        owned
+    }
+
+    /// The addresses of the records holding host name `name`, in address order.
+    fn named(&self, name: &str) -> Vec<Ipv4Addr> {
+        let named: Vec<Ipv4Addr> = self
+            .by_hostname
+            .get(name)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        debug_assert_eq!(
+            named,
+            self.by_ip
+                .iter()
+                .filter(|(_, r)| r.hostname.as_deref() == Some(name))
+                .map(|(ip, _)| *ip)
+                .collect::<Vec<_>>(),
+            "host name index out of step"
+        );
+        named
+    }
+}
+
 /// Why a REQUEST is refused (the text goes into option 56 of the DHCPNAK, as dnsmasq does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -216,12 +363,33 @@ impl Refusal {
 /// Shortest lease a client may ask for (dnsmasq's floor: 2 minutes).
 const MIN_REQUESTED_LEASE: u32 = 120;
 
+/// What a deadline in [`LeaseEngine::deadlines`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The record's offer hold or lease expiry.
+    Record,
+    /// The end of a declined address's quarantine.
+    Declined,
+}
+
+/// Extra entries the deadline heap may hold beyond two per record and declined address before
+/// it is rebuilt.
+const DEADLINE_SLACK: usize = 64;
+
 /// The DHCPv4 server of one network.
 #[derive(Debug)]
 pub struct LeaseEngine {
     cfg: Config,
-    records: BTreeMap<Ipv4Addr, Record>,
+    records: Records,
     declined: BTreeMap<Ipv4Addr, Instant>,
+    /// Every pending deadline, earliest on top, with lazy deletion: an entry is pushed whenever
+    /// a record gets an offer hold or an expiry, or an address is declined, and is discarded
+    /// when it reaches the top but no longer matches (the record was renewed, released or
+    /// removed). The top is always current after every `&mut self` call, so
+    /// [`poll_timeout`](Self::poll_timeout) is a peek. Rebuilt from the records when it holds
+    /// more than twice as many entries as there are deadlines (plus [`DEADLINE_SLACK`]), so a
+    /// client renewing in a loop cannot grow it.
+    deadlines: BinaryHeap<Reverse<(Instant, Ipv4Addr, Due)>>,
     events: VecDeque<LeaseEvent>,
     stats: Stats,
 }
@@ -232,8 +400,9 @@ impl LeaseEngine {
         cfg.validate()?;
         Ok(LeaseEngine {
             cfg,
-            records: BTreeMap::new(),
+            records: Records::default(),
             declined: BTreeMap::new(),
+            deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -253,8 +422,17 @@ impl LeaseEngine {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work: an offer's hold, a lease's
-    /// expiry or a declined address's quarantine ending.
+    /// expiry or a declined address's quarantine ending. O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let next = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
+        // Every test and fuzz replay (debug builds) checks the heap against a full scan.
+        debug_assert_eq!(next, self.scan_timeout(), "deadline heap out of step");
+        next
+    }
+
+    /// The earliest deadline by looking at every record and declined address (what
+    /// `poll_timeout` did before the heap; kept as the debug builds' cross-check).
+    fn scan_timeout(&self) -> Option<Instant> {
         let records = self.records.values().filter_map(|r| match r.state {
             State::Offered { until } => Some(until),
             State::Bound { expires } => expires,
@@ -263,33 +441,95 @@ impl LeaseEngine {
         records.chain(self.declined.values().copied()).min()
     }
 
-    /// Expire what is due at `now` (emits [`LeaseEvent::Expired`]).
+    /// Expire what is due at `now` (emits [`LeaseEvent::Expired`], earliest first; equal
+    /// deadlines in address order). O(k log n) for k due deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for (ip, rec) in self.records.iter_mut() {
-            match rec.state {
-                State::Offered { until } if until <= now => {
-                    rec.state = State::Free {
-                        since: until,
-                        was_bound: false,
-                    };
+        while let Some(&Reverse((at, ip, due))) = self.deadlines.peek() {
+            if self.current_deadline(ip, due) != Some(at) {
+                self.deadlines.pop();
+                continue;
+            }
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            match due {
+                Due::Declined => {
+                    self.declined.remove(&ip);
                 }
-                State::Bound {
-                    expires: Some(expires),
-                } if expires <= now => {
-                    rec.state = State::Free {
-                        since: expires,
-                        was_bound: true,
+                Due::Record => {
+                    let Some(rec) = self.records.get_mut(&ip) else {
+                        continue;
                     };
-                    self.events.push_back(LeaseEvent::Expired {
-                        mac: rec.mac,
-                        ip: *ip,
-                        hostname: rec.hostname.clone(),
-                    });
+                    match rec.state {
+                        State::Offered { until } => {
+                            rec.state = State::Free {
+                                since: until,
+                                was_bound: false,
+                            };
+                        }
+                        State::Bound {
+                            expires: Some(expires),
+                        } => {
+                            rec.state = State::Free {
+                                since: expires,
+                                was_bound: true,
+                            };
+                            self.events.push_back(LeaseEvent::Expired {
+                                mac: rec.mac,
+                                ip,
+                                hostname: rec.hostname.clone(),
+                            });
+                        }
+                        State::Bound { expires: None } | State::Free { .. } => {}
+                    }
                 }
-                _ => {}
             }
         }
-        self.declined.retain(|_, until| *until > now);
+    }
+
+    /// The deadline `ip` has now for `due`, if any.
+    fn current_deadline(&self, ip: Ipv4Addr, due: Due) -> Option<Instant> {
+        match due {
+            Due::Declined => self.declined.get(&ip).copied(),
+            Due::Record => match self.records.get(&ip)?.state {
+                State::Offered { until } => Some(until),
+                State::Bound { expires } => expires,
+                State::Free { .. } => None,
+            },
+        }
+    }
+
+    /// Records a new deadline (call after the state holding it is stored).
+    fn schedule(&mut self, at: Instant, ip: Ipv4Addr, due: Due) {
+        self.deadlines.push(Reverse((at, ip, due)));
+        let live = self.records.len() + self.declined.len();
+        if self.deadlines.len() > 2 * live + DEADLINE_SLACK {
+            self.rebuild_deadlines();
+        }
+    }
+
+    /// The heap again from the records and declined addresses alone.
+    fn rebuild_deadlines(&mut self) {
+        let records = self
+            .records
+            .keys()
+            .filter_map(|&ip| Some((self.current_deadline(ip, Due::Record)?, ip, Due::Record)));
+        let declined = self
+            .declined
+            .iter()
+            .map(|(&ip, &at)| (at, ip, Due::Declined));
+        self.deadlines = records.chain(declined).map(Reverse).collect();
+    }
+
+    /// Drops stale entries from the top, so [`poll_timeout`](Self::poll_timeout) is exact.
+    fn prune_deadlines(&mut self) {
+        while let Some(&Reverse((at, ip, due))) = self.deadlines.peek() {
+            if self.current_deadline(ip, due) == Some(at) {
+                break;
+            }
+            self.deadlines.pop();
+        }
     }
 
     /// The bound leases, for `virtgate net leases`. `now`/`wall_now` are the same moment on the
@@ -390,6 +630,7 @@ impl LeaseEngine {
                 _ => {}
             }
         }
+        self.prune_deadlines();
         reply
     }
 
@@ -445,10 +686,10 @@ impl LeaseEngine {
     /// outstanding or lapsed offer.
     fn find_client(&self, c: &Client<'_>, bindings: bool) -> Option<Ipv4Addr> {
         let mut best: Option<(Ipv4Addr, u8)> = None;
-        for (ip, rec) in &self.records {
-            if !c.owns(rec) {
+        for ip in self.records.owned_by(c) {
+            let Some(rec) = self.records.get(&ip) else {
                 continue;
-            }
+            };
             let rank = match (rec.state, bindings) {
                 (State::Bound { .. }, true) => 2,
                 (
@@ -467,17 +708,18 @@ impl LeaseEngine {
                 _ => continue,
             };
             if best.is_none_or(|(_, r)| rank > r) {
-                best = Some((*ip, rank));
+                best = Some((ip, rank));
             }
         }
         best.map(|(ip, _)| ip)
     }
 
     fn find_bound(&self, c: &Client<'_>) -> Option<Ipv4Addr> {
-        self.records
-            .iter()
-            .find(|(_, rec)| matches!(rec.state, State::Bound { .. }) && c.owns(rec))
-            .map(|(ip, _)| *ip)
+        self.records.owned_by(c).into_iter().find(|ip| {
+            self.records
+                .get(ip)
+                .is_some_and(|rec| matches!(rec.state, State::Bound { .. }))
+        })
     }
 
     /// All addresses of the dynamic ranges, as one sequence: (index → address).
@@ -602,13 +844,10 @@ impl LeaseEngine {
 
     /// Drop the client's records other than at `keep`; bound ones are reported released.
     fn forget_other_records(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
-        let others: Vec<Ipv4Addr> = self
-            .records
-            .iter()
-            .filter(|(ip, rec)| **ip != keep && c.owns(rec))
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in others {
+        for ip in self.records.owned_by(c) {
+            if ip == keep {
+                continue;
+            }
             if let Some(rec) = self.records.remove(&ip) {
                 if matches!(rec.state, State::Bound { .. }) {
                     self.events.push_back(LeaseEvent::Released {
@@ -653,6 +892,7 @@ impl LeaseEngine {
                     },
                 },
             );
+            self.schedule(now + self.cfg.offer_hold, ip, Due::Record);
         }
         let lease = self.lease_time(ip, req.mac, req.requested_lease);
         // dnsmasq echoes a name in an OFFER only if it is the reservation's and the client did not
@@ -665,9 +905,15 @@ impl LeaseEngine {
     /// Offered/remembered records of this client at other addresses go (a bound lease stays
     /// until the client REQUESTs the new address).
     fn forget_other_unbound(&mut self, c: &Client<'_>, keep: Ipv4Addr) {
-        self.records.retain(|ip, rec| {
-            *ip == keep || !c.owns(rec) || matches!(rec.state, State::Bound { .. })
-        });
+        for ip in self.records.owned_by(c) {
+            let bound = self
+                .records
+                .get(&ip)
+                .is_some_and(|rec| matches!(rec.state, State::Bound { .. }));
+            if ip != keep && !bound {
+                self.records.remove(&ip);
+            }
+        }
     }
 
     /// RFC 2131 §4.3.2: the client's state is told by which of server identifier, requested
@@ -682,8 +928,15 @@ impl LeaseEngine {
                 // dnsmasq in authoritative mode NAKs here instead; that would fight a second
                 // server the client chose legitimately.
                 self.stats.for_other_server += 1;
-                self.records
-                    .retain(|_, rec| !(c.owns(rec) && matches!(rec.state, State::Offered { .. })));
+                for ip in self.records.owned_by(&c) {
+                    let offered = self
+                        .records
+                        .get(&ip)
+                        .is_some_and(|rec| matches!(rec.state, State::Offered { .. }));
+                    if offered {
+                        self.records.remove(&ip);
+                    }
+                }
                 return None;
             }
             let Some(ip) = req
@@ -767,15 +1020,18 @@ impl LeaseEngine {
         // A newer lease takes a host name from an older one (dnsmasq does the same), so the
         // name follows the machine that most recently claimed it.
         if let Some(n) = &name {
-            for (other_ip, rec) in self.records.iter_mut() {
-                if *other_ip != ip
-                    && matches!(rec.state, State::Bound { .. })
-                    && rec.hostname.as_deref() == Some(n.as_str())
-                {
-                    rec.hostname = None;
+            for other_ip in self.records.named(n) {
+                let bound = self
+                    .records
+                    .get(&other_ip)
+                    .is_some_and(|rec| matches!(rec.state, State::Bound { .. }));
+                if other_ip == ip || !bound {
+                    continue;
+                }
+                if let Some(rec) = self.records.clear_hostname(other_ip) {
                     self.events.push_back(LeaseEvent::Renewed {
                         mac: rec.mac,
-                        ip: *other_ip,
+                        ip: other_ip,
                         hostname: None,
                     });
                 }
@@ -790,6 +1046,9 @@ impl LeaseEngine {
                 state: State::Bound { expires },
             },
         );
+        if let Some(at) = expires {
+            self.schedule(at, ip, Due::Record);
+        }
         let (mac, hostname) = (req.mac, name.clone());
         self.events.push_back(if was_bound {
             LeaseEvent::Renewed { mac, ip, hostname }
@@ -828,6 +1087,7 @@ impl LeaseEngine {
             }
         }
         self.declined.insert(ip, now + self.cfg.decline_hold);
+        self.schedule(now + self.cfg.decline_hold, ip, Due::Declined);
     }
 
     /// RFC 2131 §4.3.4.
@@ -1053,6 +1313,10 @@ impl LeaseEngine {
                 state: State::Bound { expires },
             },
         );
+        if let Some(at) = expires {
+            self.schedule(at, ip, Due::Record);
+        }
+        self.prune_deadlines();
         self.events
             .push_back(LeaseEvent::Added { mac, ip, hostname });
         Ok(())
@@ -1067,4 +1331,96 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> LeaseEngine {
+        let mut cfg = Config::new(Ipv4Addr::new(10, 0, 0, 1), 24);
+        cfg.ranges.push(crate::config::Range::new(
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 254),
+        ));
+        LeaseEngine::new(cfg).unwrap()
+    }
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([0x52, 0x54, 0, 0, 0, n])
+    }
+
+    /// What `bind` does to a record on a renewal: a new expiry, a new heap entry.
+    fn renew(e: &mut LeaseEngine, ip: Ipv4Addr, expires: Instant) {
+        e.records.get_mut(&ip).unwrap().state = State::Bound {
+            expires: Some(expires),
+        };
+        e.schedule(expires, ip, Due::Record);
+        e.prune_deadlines();
+    }
+
+    #[test]
+    fn a_client_renewing_in_a_loop_cannot_grow_the_heap() {
+        let t0 = Instant::now();
+        let mut e = engine();
+        for n in 0..10u8 {
+            let ip = Ipv4Addr::new(10, 0, 0, 10 + n);
+            let exp = t0 + Duration::from_secs(3600 + u64::from(n));
+            e.restore_lease(t0, ip, mac(n), Some(exp), None, None)
+                .unwrap();
+        }
+        let ip = Ipv4Addr::new(10, 0, 0, 10);
+        let mut max = 0;
+        for i in 1..=100_000u64 {
+            renew(
+                &mut e,
+                ip,
+                t0 + Duration::from_secs(3600) + Duration::from_millis(i),
+            );
+            max = max.max(e.deadlines.len());
+        }
+        assert!(max <= 2 * 10 + DEADLINE_SLACK + 1, "heap grew to {max}");
+        // The earliest is now the second lease (the first was pushed past it).
+        assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(3601)));
+    }
+
+    #[test]
+    fn expiries_fire_in_deadline_order_and_stale_entries_are_skipped() {
+        let t0 = Instant::now();
+        let mut e = engine();
+        // Addresses in reverse order of expiry: the events follow the deadlines.
+        for n in 0..5u8 {
+            let ip = Ipv4Addr::new(10, 0, 0, 50 - n);
+            let exp = t0 + Duration::from_secs(100 + u64::from(n));
+            e.restore_lease(t0, ip, mac(n), Some(exp), None, None)
+                .unwrap();
+        }
+        while e.poll_event().is_some() {}
+        // .50 (due at 100 s) renewed to 200 s: its old entry is stale.
+        renew(
+            &mut e,
+            Ipv4Addr::new(10, 0, 0, 50),
+            t0 + Duration::from_secs(200),
+        );
+        assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(101)));
+        e.handle_timeout(t0 + Duration::from_secs(150));
+        let expired: Vec<Ipv4Addr> = std::iter::from_fn(|| e.poll_event())
+            .map(|ev| match ev {
+                LeaseEvent::Expired { ip, .. } => ip,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            expired,
+            [49, 48, 47, 46].map(|d| Ipv4Addr::new(10, 0, 0, d))
+        );
+        assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(200)));
+        e.handle_timeout(t0 + Duration::from_secs(200));
+        assert!(matches!(
+            e.poll_event(),
+            Some(LeaseEvent::Expired { ip, .. }) if ip == Ipv4Addr::new(10, 0, 0, 50)
+        ));
+        assert_eq!(e.poll_timeout(), None);
+        assert!(e.deadlines.is_empty());
+    }
 }

@@ -13,7 +13,8 @@
 //! - RFC 7766 §8 (over TCP each message is framed by a 2-octet length; the daemon does the
 //!   framing, this core sees whole messages).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -190,10 +191,20 @@ pub struct DnsServer {
     zone: Zone,
     entropy: Box<dyn Entropy>,
     pending: HashMap<u16, Pending>,
+    /// The forwarded queries' deadlines, earliest on top, with lazy deletion: pushed whenever a
+    /// query gets a deadline, discarded when they reach the top and no longer match (answered,
+    /// moved to the next upstream, id reused). The top is current after every `&mut self`
+    /// call, so [`poll_timeout`](Self::poll_timeout) is a peek; rebuilt when it holds more
+    /// than twice as many entries as there are queries (plus [`DEADLINE_SLACK`]).
+    deadlines: BinaryHeap<Reverse<(Instant, u16)>>,
     by_client: HashMap<(Client, u16), u16>,
     cache: Cache,
     stats: Stats,
 }
+
+/// Extra entries the deadline heap may hold beyond two per outstanding query before it is
+/// rebuilt.
+const DEADLINE_SLACK: usize = 64;
 
 impl std::fmt::Debug for DnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -235,6 +246,7 @@ impl DnsServer {
             zone,
             entropy,
             pending: HashMap::new(),
+            deadlines: BinaryHeap::new(),
             by_client: HashMap::new(),
             cache: Cache::new(config.cache_size),
             stats: Stats::default(),
@@ -309,6 +321,12 @@ impl DnsServer {
     /// A message from a client. Returns the reply, the query to forward, or nothing (the
     /// message is dropped: too short to hold a header, or not a query).
     pub fn handle_query(&mut self, now: Instant, bytes: &[u8], from: Client) -> Option<Action> {
+        let action = self.query(now, bytes, from);
+        self.prune_deadlines();
+        action
+    }
+
+    fn query(&mut self, now: Instant, bytes: &[u8], from: Client) -> Option<Action> {
         self.stats.queries += 1;
         let Some((id, flags)) = raw_header(bytes) else {
             self.stats.malformed += 1;
@@ -383,6 +401,17 @@ impl DnsServer {
         bytes: &[u8],
         from: SocketAddr,
     ) -> Option<Action> {
+        let action = self.upstream_response(now, bytes, from);
+        self.prune_deadlines();
+        action
+    }
+
+    fn upstream_response(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        from: SocketAddr,
+    ) -> Option<Action> {
         let Some((id, _)) = raw_header(bytes) else {
             self.stats.ignored += 1;
             return None;
@@ -417,13 +446,17 @@ impl DnsServer {
         if failure && p.attempt + 1 < p.upstreams.len() {
             p.attempt += 1;
             p.deadline = deadline(now, self.config.upstream_timeout);
-            let upstream = p.current()?;
-            self.stats.retried += 1;
-            return Some(Action::Forward {
+            let at = p.deadline;
+            let forward = p.current().map(|upstream| Action::Forward {
                 upstream,
                 transport: p.client.transport,
                 bytes: p.bytes.clone(),
             });
+            self.schedule(at, id);
+            if forward.is_some() {
+                self.stats.retried += 1;
+            }
+            return forward;
         }
         let p = self.remove_pending(id)?;
         if failure {
@@ -447,23 +480,32 @@ impl DnsServer {
         })
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) wants to be called next.
+    /// When [`handle_timeout`](Self::handle_timeout) wants to be called next. O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
+        let next = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        // Every test and fuzz replay (debug builds) checks the heap against a full scan.
+        debug_assert_eq!(
+            next,
+            self.pending.values().map(|p| p.deadline).min(),
+            "deadline heap out of step"
+        );
+        next
     }
 
     /// Moves timed-out queries to their next upstream, or answers SERVFAIL when every upstream
-    /// has had its turn.
+    /// has had its turn; earliest deadline first (equal ones by our id). O(k log n) for k due
+    /// queries.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
-        let mut expired: Vec<(Instant, u16)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, p)| (p.deadline, *id))
-            .collect();
-        expired.sort_unstable();
-        let mut out = Vec::with_capacity(expired.len());
-        for (_, id) in expired {
+        let mut out = Vec::new();
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.pending.get(&id).map(|p| p.deadline) != Some(at) {
+                self.deadlines.pop();
+                continue;
+            }
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
             let timeout = self.config.upstream_timeout;
             let Some(p) = self.pending.get_mut(&id) else {
                 continue;
@@ -471,6 +513,7 @@ impl DnsServer {
             if p.attempt + 1 < p.upstreams.len() {
                 p.attempt += 1;
                 p.deadline = deadline(now, timeout);
+                let at = p.deadline;
                 if let Some(upstream) = p.current() {
                     self.stats.retried += 1;
                     out.push(Action::Forward {
@@ -479,6 +522,7 @@ impl DnsServer {
                         bytes: p.bytes.clone(),
                     });
                 }
+                self.schedule(at, id);
             } else if let Some(p) = self.remove_pending(id) {
                 self.stats.failed += 1;
                 let bytes = self.encode(&p.ctx, ResponseCode::ServFail, false, Vec::new());
@@ -489,6 +533,28 @@ impl DnsServer {
             }
         }
         out
+    }
+
+    /// Records query `id`'s new deadline (call after storing it in `pending`).
+    fn schedule(&mut self, at: Instant, id: u16) {
+        self.deadlines.push(Reverse((at, id)));
+        if self.deadlines.len() > 2 * self.pending.len() + DEADLINE_SLACK {
+            self.deadlines = self
+                .pending
+                .iter()
+                .map(|(&id, p)| Reverse((p.deadline, id)))
+                .collect();
+        }
+    }
+
+    /// Drops stale entries from the top, so [`poll_timeout`](Self::poll_timeout) is exact.
+    fn prune_deadlines(&mut self) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.pending.get(&id).map(|p| p.deadline) == Some(at) {
+                break;
+            }
+            self.deadlines.pop();
+        }
     }
 
     /// The cached answer to a forwardable query, made the client's: its id, its question (letter
@@ -577,6 +643,7 @@ impl DnsServer {
                 deadline: deadline(now, self.config.upstream_timeout),
             },
         );
+        self.schedule(deadline(now, self.config.upstream_timeout), our_id);
         self.stats.forwarded += 1;
         Action::Forward {
             upstream,
@@ -795,5 +862,74 @@ fn truncated(bytes: &[u8], question_end: usize) -> Vec<u8> {
 fn set_id(bytes: &mut [u8], id: u16) {
     if let Some(b) = bytes.get_mut(..2) {
         b.copy_from_slice(&id.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Ids from a counter: every draw is new.
+    struct Seq(u16);
+    impl Entropy for Seq {
+        fn fill(&mut self, buf: &mut [u8]) {
+            self.0 = self.0.wrapping_add(1);
+            for (b, v) in buf.iter_mut().zip(self.0.to_be_bytes().iter().cycle()) {
+                *b = *v;
+            }
+        }
+    }
+
+    /// `a.test. IN A` with id `id`, RD set.
+    fn query(id: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 4]);
+        m.extend_from_slice(b"test\0\0\x01\0\x01");
+        m
+    }
+
+    /// The upstream's empty NOERROR answer to a forwarded query.
+    fn answer(forwarded: &[u8]) -> Vec<u8> {
+        let mut r = forwarded.to_vec();
+        r[2] = 0x81;
+        r[3] = 0x80;
+        r
+    }
+
+    #[test]
+    fn answered_queries_cannot_grow_the_deadline_heap() {
+        let up: SocketAddr = "203.0.113.1:53".parse().unwrap();
+        let cfg = Config {
+            upstreams: vec![up],
+            ..Config::default()
+        };
+        let mut s = DnsServer::new(cfg, Box::new(Seq(0))).unwrap();
+        let t0 = Instant::now();
+        // Ten queries stay outstanding; 50,000 more come and are answered at once.
+        let client = |port: u16| Client::udp(SocketAddr::from(([10, 0, 0, 2], port)));
+        for i in 0..10u16 {
+            s.handle_query(t0, &query(i), client(1000 + i));
+        }
+        let mut max = 0;
+        for i in 0..50_000u32 {
+            let now = t0 + Duration::from_millis(u64::from(i) + 1);
+            let Some(Action::Forward { bytes, .. }) = s.handle_query(now, &query(7), client(2000))
+            else {
+                panic!("not forwarded");
+            };
+            assert!(s
+                .handle_upstream_response(now, &answer(&bytes), up)
+                .is_some());
+            max = max.max(s.deadlines.len());
+        }
+        assert_eq!(s.outstanding(), 10);
+        assert!(max <= 2 * 11 + DEADLINE_SLACK + 1, "heap grew to {max}");
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(3)));
+        // All ten time out together: one SERVFAIL each (one upstream), nothing left.
+        let out = s.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(out.len(), 10);
+        assert_eq!(s.poll_timeout(), None);
+        assert!(s.deadlines.is_empty());
     }
 }

@@ -941,3 +941,42 @@ fn lease_names_from_clients_are_checked() {
         vec![ip("192.168.122.90")]
     );
 }
+
+/// The next deadline follows answers, hand-overs and timeouts of several queries in flight
+/// (each `poll_timeout` is also checked against a scan of every query in debug builds).
+#[test]
+fn next_deadline_is_the_earliest_query_still_waiting() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut s = server(config(&[UP1, UP2]));
+    let (_, _, a) = forward(s.handle_query(at(0), &query(1, "a.test", A, None), guest()));
+    let (_, _, b) = forward(s.handle_query(at(1000), &query(2, "b.test", A, None), guest()));
+    let (_, _, _c) = forward(s.handle_query(at(2000), &query(3, "c.test", A, None), guest()));
+    assert_eq!(s.poll_timeout(), Some(at(3000)));
+    // a answered: b's deadline is next.
+    reply_bytes(s.handle_upstream_response(
+        at(1500),
+        &upstream_answer(&a, 0, [1, 1, 1, 1]),
+        sa(UP1),
+    ));
+    assert_eq!(s.poll_timeout(), Some(at(4000)));
+    // b SERVFAILs at 2.5 s and goes to UP2 with a new deadline: c's is next.
+    forward(s.handle_upstream_response(at(2500), &upstream_answer(&b, 2, [0; 4]), sa(UP1)));
+    assert_eq!(s.poll_timeout(), Some(at(5000)));
+    // c times out and moves to UP2; then b's new deadline.
+    let acts = s.handle_timeout(at(5000));
+    assert!(matches!(acts.as_slice(), [Action::Forward { upstream, .. }] if *upstream == sa(UP2)));
+    assert_eq!(s.poll_timeout(), Some(at(5500)));
+    let acts = s.handle_timeout(at(8000));
+    // b (due 5.5 s) before c (due 8 s): both had their last upstream, SERVFAIL in that order.
+    let ids: Vec<u16> = acts
+        .iter()
+        .map(|a| match a {
+            Action::Reply { bytes, .. } => u16::from_be_bytes([bytes[0], bytes[1]]),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [2, 3]);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.outstanding(), 0);
+}

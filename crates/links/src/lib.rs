@@ -51,7 +51,7 @@
 mod devnode;
 mod error;
 mod links;
-mod ovs;
+pub mod ovs;
 mod tun;
 mod types;
 mod user;

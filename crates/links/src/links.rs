@@ -851,11 +851,11 @@ impl Links {
         }
         let port = self.create_tap_as(&spec.tap, Role::Ovs).await?;
         let ids = OvsExternalIds {
-            attached_mac: spec.tap.guest_mac,
+            attached_mac: Some(spec.tap.guest_mac),
             iface_id,
             vm_id: spec.vm_id.clone(),
         };
-        let args = ovs::add_port_args(&self.opts.ovs, &spec.bridge, &port.name, &ids);
+        let args = ovs::add_port_args(&self.opts.ovs, spec.bridge.as_str(), &port.name, &ids);
         if let Err(e) = ovs::run(&self.opts.ovs, &args).await {
             let _ = self.delete_index(port.ifindex, &port.name).await;
             return Err(e);

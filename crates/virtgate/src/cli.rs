@@ -329,6 +329,60 @@ pub struct DialArgs {
     /// The MRU to ask the server for (pppd's `mru`).
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(128..=16384))]
     pub mru: u16,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `virtgate dial --load N`: many sessions from one process, for benchmarks (dial_load.rs).
+/// `Default` is what the flags default to (no load mode).
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Load mode: place N calls from this process (no TUN; the sessions stay up answering
+    /// LCP echoes until SIGTERM/SIGINT or --hold runs out). Prints JSON lines on stdout.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=65535))]
+    pub load: Option<u16>,
+    /// Load mode: calls per control connection (RFC 2637 allows several; pptpd and virtgate
+    /// serve one, as Windows and pptp-linux place one).
+    #[arg(long, value_name = "K", default_value_t = 1, requires = "load",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub calls_per_connection: u16,
+    /// Load mode: set-ups in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 256, requires = "load",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Load mode: set-ups started per second at most (0: as many as --concurrency allows).
+    #[arg(long, value_name = "PER_S", default_value_t = 0, requires = "load")]
+    pub rate: u32,
+    /// Load mode: seconds a set-up may take before it counts as failed (timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "load")]
+    pub setup_timeout: u64,
+    /// Load mode: hang every session up this many seconds after the last set-up ended, then
+    /// exit (default: on SIGTERM/SIGINT).
+    #[arg(long, value_name = "SECS", requires = "load")]
+    pub hold: Option<u64>,
+    /// Load mode: the first N sessions each send an ICMP echo request to the server's tunnel
+    /// address every second (replies are counted in the summary).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "load")]
+    pub ping: u16,
+    /// Load mode: our own LCP echo interval in seconds (default: none, as Windows clients;
+    /// the server's echoes are answered either way).
+    #[arg(long, value_name = "SECS", requires = "load")]
+    pub lcp_echo: Option<u32>,
+}
+
+impl Default for LoadArgs {
+    fn default() -> Self {
+        LoadArgs {
+            load: None,
+            calls_per_connection: 1,
+            concurrency: 256,
+            rate: 0,
+            setup_timeout: 30,
+            hold: None,
+            ping: 0,
+            lcp_echo: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -80,4 +80,6 @@ pub enum DialError {
     LinkDown(String),
     #[error("no link after {0} s — the server did not complete PPP negotiation")]
     Timeout(u64),
+    #[error("load mode: {0}")]
+    Load(String),
 }

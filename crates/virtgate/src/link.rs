@@ -8,7 +8,13 @@ use virtgate_ppp::{Decap, Session, SessionEvent};
 use virtgate_pptp::gre::{DropReason, GreChannel, GreHeader, RxVerdict, GRE_HEADROOM};
 
 use crate::mss::clamp_mss;
-use crate::net::GreSocket;
+
+/// Where a link's GRE packets go: the daemon's and `dial`'s tokio raw socket, or the load
+/// mode's plain one.
+pub trait GreTx {
+    /// Sends one GRE packet (header + payload) to `peer`; the kernel adds the IPv4 header.
+    fn send_gre(&self, pkt: &[u8], peer: Ipv4Addr) -> std::io::Result<()>;
+}
 
 /// Free bytes a TUN packet needs before it for the PPP/MPPE and GRE headers.
 pub const HEADROOM: usize = GRE_HEADROOM + Session::HEADROOM;
@@ -74,7 +80,7 @@ impl Link {
 
     /// Sends the session's queued control frames and any ack the channel owes. `scratch` is a
     /// buffer of at least [`BUF_LEN`] bytes.
-    pub fn flush(&mut self, now: Instant, gre: &GreSocket, scratch: &mut [u8]) {
+    pub fn flush(&mut self, now: Instant, gre: &impl GreTx, scratch: &mut [u8]) {
         while let Some(frame) = self.session.poll_transmit() {
             let Some(room) = scratch.get_mut(GRE_HEADROOM..GRE_HEADROOM + frame.len()) else {
                 tracing::warn!(len = frame.len(), "control frame too large, dropped");
@@ -84,12 +90,12 @@ impl Link {
             let (s, l) = self
                 .chan
                 .encapsulate(now, scratch, GRE_HEADROOM, frame.len());
-            if let Err(e) = gre.send_to(&scratch[s..s + l], self.peer) {
+            if let Err(e) = gre.send_gre(&scratch[s..s + l], self.peer) {
                 tracing::debug!(peer = %self.peer, "GRE send failed: {e}");
             }
         }
         if let Some(n) = self.chan.poll_ack(now, scratch) {
-            if let Err(e) = gre.send_to(&scratch[..n], self.peer) {
+            if let Err(e) = gre.send_gre(&scratch[..n], self.peer) {
                 tracing::debug!(peer = %self.peer, "GRE ack send failed: {e}");
             }
         }
@@ -151,7 +157,7 @@ impl Link {
 
     /// An IP packet from the TUN at `buf[HEADROOM..HEADROOM + len]`: clamp, encapsulate (PPP,
     /// MPPE, GRE) and send. Returns false if the session refused it (link not up).
-    pub fn send_ip(&mut self, now: Instant, buf: &mut [u8], len: usize, gre: &GreSocket) -> bool {
+    pub fn send_ip(&mut self, now: Instant, buf: &mut [u8], len: usize, gre: &impl GreTx) -> bool {
         let Some(pkt) = buf.get_mut(HEADROOM..HEADROOM + len) else {
             return false;
         };
@@ -168,7 +174,7 @@ impl Link {
         let (s, l) = self.chan.encapsulate(now, buf, s, l);
         self.counters.tx_packets += 1;
         self.counters.tx_bytes += len as u64;
-        if let Err(e) = gre.send_to(&buf[s..s + l], self.peer) {
+        if let Err(e) = gre.send_gre(&buf[s..s + l], self.peer) {
             tracing::debug!(peer = %self.peer, "GRE send failed: {e}");
         }
         true

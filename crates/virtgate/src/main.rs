@@ -9,6 +9,7 @@ mod conffile;
 mod control;
 mod daemon;
 mod dial;
+mod dial_load;
 mod error;
 mod fw;
 mod link;
@@ -33,6 +34,11 @@ use error::DaemonError;
 fn main() -> ExitCode {
     // Called as virtgate-ifup@NETWORK (QEMU's script=), the binary runs `qemu-ifup`.
     let cli = Cli::parse_from(ports::wrapper_argv(std::env::args_os()));
+    if matches!(cli.command, Command::Daemon(_)) {
+        // Held until the daemon's handlers exist (see stop_signals): a stop signal in between
+        // waits instead of ending the process half-way through creating bridges.
+        set_stop_signals_blocked(true);
+    }
     let file_log = match &cli.command {
         Command::Daemon(a) => a.config.config.as_deref().and_then(conffile::log_filter),
         _ => None,
@@ -78,23 +84,47 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             };
             let rt = runtime()?;
             rt.block_on(async move {
+                // From here SIGTERM and SIGINT no longer end the process where it stands: a
+                // signal during start-up stops what was started, and exits 0.
+                let (stop, signals) = stop_signals()?;
                 // Networks first, then one ruleset with every part; the networks' handle owns
                 // the firewall from here on (it replaces the table as networks start and stop).
-                let nets = networks::start(plan, |parts| {
-                    if args.no_firewall {
-                        tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
-                        fw::remove_leftover();
-                        Ok(None)
-                    } else {
-                        fw::start(&loaded, args.config.uplink.as_deref(), parts).map(Some)
+                let started = networks::start(
+                    plan,
+                    |parts| {
+                        if args.no_firewall {
+                            tracing::info!("--no-firewall: leaving nftables and ip_forward alone");
+                            fw::remove_leftover();
+                            Ok(None)
+                        } else {
+                            fw::start(&loaded, args.config.uplink.as_deref(), parts).map(Some)
+                        }
+                    },
+                    stop.clone(),
+                )
+                .await;
+                let nets = match started {
+                    Ok(networks::Startup::Running(nets)) => nets,
+                    Ok(networks::Startup::Interrupted(signal)) => {
+                        signals.abort();
+                        tracing::info!("{signal}: stopped during start-up; nothing left running");
+                        return Ok(());
                     }
-                })
-                .await?;
+                    Err(e) => {
+                        signals.abort();
+                        return Err(e);
+                    }
+                };
                 let opts = daemon::Options {
                     networks: Some(nets.clone()),
                     ..opts
                 };
+                // daemon::run installs its own handlers while it starts; a stop signal that
+                // came before them is passed on until the daemon has taken it.
+                let relay = tokio::spawn(relay_stop(stop));
                 let r = daemon::run(loaded, opts).await;
+                relay.abort();
+                signals.abort();
                 nets.shutdown().await;
                 r
             })
@@ -117,6 +147,8 @@ fn run(cli: Cli) -> Result<(), DaemonError> {
             );
             Ok(())
         }
+        // Load mode runs its own epoll loop on this thread (no tokio: one engine, no tasks).
+        Command::Dial(args) if args.load.load.is_some() => dial_load::run(&args),
         Command::Dial(args) => runtime()?.block_on(dial::run(args)),
         Command::Status(a) => {
             let r = control::request(&a.socket.socket, &Request::Status)?;
@@ -259,6 +291,77 @@ fn hash_password() {
     }
     let hash = virtgate_ppp::mschap::nt_password_hash(pw);
     println!("{}", virtgate_config::chap_secrets::nt_hash_secret(&hash));
+}
+
+/// Takes SIGTERM, SIGINT and SIGHUP away from their default action (ending the process, which would
+/// leave bridges and the firewall table behind) for the daemon's whole life: the first one
+/// received is published on the returned channel, which [`networks::start`] reads between
+/// networks. The task runs until aborted.
+fn stop_signals() -> Result<(networks::StopSignal, tokio::task::JoinHandle<()>), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    // SIGHUP (reload) during start-up would end the process too; the configuration being
+    // started is the one just read, so it is received here and dropped (daemon::run takes
+    // SIGHUP from there on).
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    // Handlers exist: a signal held since main() is delivered to them now.
+    set_stop_signals_blocked(false);
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => continue,
+            };
+            tx.send_if_modified(|seen| {
+                let first = seen.is_none();
+                if first {
+                    *seen = Some(name);
+                }
+                first
+            });
+        }
+    });
+    Ok((rx, task))
+}
+
+/// Blocks (or unblocks) SIGTERM, SIGINT and SIGHUP for the calling thread; threads started
+/// meanwhile inherit the mask, and child processes start with an empty one (std resets it).
+fn set_stop_signals_blocked(blocked: bool) {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use; pthread_sigmask only
+    // changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Once a stop signal has arrived, raises it again every 200 ms until aborted (when
+/// `daemon::run` returns). A signal that came after the networks started but before
+/// `daemon::run` installed its own handlers reaches nobody else (tokio hands a signal only to
+/// the listeners that exist when it arrives); the daemon's stop ignores repeats.
+async fn relay_stop(mut stop: networks::StopSignal) {
+    let signo = match stop.wait_for(Option::is_some).await.map(|seen| *seen) {
+        Ok(Some("SIGINT")) => libc::SIGINT,
+        Ok(_) => libc::SIGTERM,
+        Err(_) => return,
+    };
+    loop {
+        // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.
+        unsafe { libc::kill(libc::getpid(), signo) };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {

@@ -320,13 +320,29 @@ pub struct ReloadPlan {
     stored: Vec<virtgate_vnet::StoredNetwork>,
 }
 
+/// What [`start`] ended with.
+pub enum Startup {
+    /// Every network asked for runs (or was logged as not started) and the firewall is up.
+    Running(Handle),
+    /// A stop signal arrived during start-up: everything started so far (bridges, taps, DHCP
+    /// and DNS, the table, `ip_forward`) is stopped again. Holds the signal's name.
+    Interrupted(&'static str),
+}
+
+/// The name of the stop signal received so far, if any (`SIGTERM`, `SIGINT`): set by the
+/// caller's signal handlers, read by [`start`] between networks.
+pub type StopSignal = tokio::sync::watch::Receiver<Option<&'static str>>;
+
 /// Start-up: the networks of `plan`, then the firewall from `firewall` (given the networks'
 /// parts; it returns the active firewall and the PPTP parts, or `None` for `--no-firewall`).
-/// On error everything started is stopped again.
+/// On error everything started is stopped again; so it is when `stop` says a stop signal
+/// arrived (checked before each network and around the firewall: one network's start is a
+/// few netlink requests and socket binds, and is let finish rather than cut in half).
 pub async fn start(
     plan: Plan,
     firewall: impl FnOnce(Vec<Part>) -> Result<Option<(fw::Active, Vec<Part>)>, DaemonError>,
-) -> Result<Handle, DaemonError> {
+    stop: StopSignal,
+) -> Result<Startup, DaemonError> {
     let mut nets = Networks {
         _lock: lock_state_dir(&plan.state_dir)?,
         store: Store::open(&plan.state_dir).map_err(NetworksError::from)?,
@@ -344,9 +360,22 @@ pub async fn start(
         state_dir: plan.state_dir.clone(),
         no_default_network: plan.no_default,
     };
-    if let Err(e) = nets.start_planned(&plan).await {
+    let started = nets.start_planned(&plan, &stop).await;
+    let interrupted = |nets: &Networks| {
+        let signal = (*stop.borrow())?;
+        tracing::info!(
+            networks = nets.running.len(),
+            "{signal} during start-up: stopping what was started"
+        );
+        Some(signal)
+    };
+    if let Err(e) = started {
         nets.shutdown().await;
         return Err(e.into());
+    }
+    if let Some(signal) = interrupted(&nets) {
+        nets.shutdown().await;
+        return Ok(Startup::Interrupted(signal));
     }
     match firewall(nets.parts()) {
         Ok(Some((active, pptp))) => {
@@ -363,6 +392,10 @@ pub async fn start(
             return Err(e);
         }
     }
+    if let Some(signal) = interrupted(&nets) {
+        nets.shutdown().await;
+        return Ok(Startup::Interrupted(signal));
+    }
     nets.known = nets
         .store
         .list()
@@ -370,21 +403,27 @@ pub async fn start(
         .into_iter()
         .map(|s| s.def.name)
         .collect();
-    Ok(Handle {
+    Ok(Startup::Running(Handle {
         nets: Arc::new(Mutex::new(nets)),
         args: Arc::new(args),
-    })
+    }))
 }
 
 impl Networks {
-    async fn start_planned(&mut self, plan: &Plan) -> Result<(), NetworksError> {
+    /// Starts the planned networks in order; returns early (without error) once `stop` says
+    /// a stop signal arrived, leaving the rest unstarted.
+    async fn start_planned(&mut self, plan: &Plan, stop: &StopSignal) -> Result<(), NetworksError> {
+        let stopped = || stop.borrow().is_some();
         for (path, def) in &plan.files {
+            if stopped() {
+                return Ok(());
+            }
             let def = self.store.define(def.clone(), &self.links).await?;
             self.launch(def).await.inspect_err(|_| {
                 tracing::error!(file = %path.display(), "network from --network-xml did not start");
             })?;
         }
-        if plan.builtin_default {
+        if plan.builtin_default && !stopped() {
             // Nobody asked for it explicitly, so it never stops the PPTP server: one warning.
             if let Err(e) = self.start_builtin_default().await {
                 let hint = if e.is_taken() {
@@ -400,6 +439,9 @@ impl Networks {
             }
         }
         for stored in self.store.list()? {
+            if stopped() {
+                return Ok(());
+            }
             let name = stored.def.name.clone();
             if !stored.autostart
                 || self.running.contains_key(&name)
@@ -619,27 +661,21 @@ impl Networks {
     fn list(&self) -> Result<Vec<NetInfo>, NetworksError> {
         let mut out: BTreeMap<String, NetInfo> = BTreeMap::new();
         for s in self.store.list()? {
+            let active = self.running.contains_key(&s.def.name);
             out.insert(
                 s.def.name.clone(),
-                NetInfo {
-                    name: s.def.name.clone(),
-                    active: self.running.contains_key(&s.def.name),
-                    autostart: s.autostart,
-                    persistent: true,
-                    bridge: s.def.bridge.name.clone(),
-                },
+                NetInfo::of(&s.def, active, s.autostart, true),
             );
         }
         for (name, net) in &self.running {
+            // The running definition has the generated bridge name.
+            let running = NetInfo::of(&net.def(), true, false, false);
             out.entry(name.clone())
-                .and_modify(|i| i.bridge = Some(net.bridge().to_string()))
-                .or_insert_with(|| NetInfo {
-                    name: name.clone(),
-                    active: true,
-                    autostart: false,
-                    persistent: false,
-                    bridge: Some(net.bridge().to_string()),
-                });
+                .and_modify(|i| {
+                    i.bridge = running.bridge.clone();
+                    i.direct = running.direct.clone();
+                })
+                .or_insert(running);
         }
         Ok(out.into_values().collect())
     }
@@ -991,7 +1027,53 @@ pub struct NetInfo {
     pub active: bool,
     pub autostart: bool,
     pub persistent: bool,
+    /// The bridge guests attach to; `None` for macvtap networks (libvirt's `net-info` prints
+    /// no `Bridge:` line for them) and for a network whose bridge name is generated at start.
     pub bridge: Option<String>,
+    /// macvtap ("direct") networks: the mode and the pool of parent devices, as
+    /// `<forward mode dev>` and `<interface dev>` in `net dumpxml`. Absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectInfo>,
+}
+
+/// The macvtap side of a network in `net list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectInfo {
+    /// `bridge`, `vepa`, `private` or `passthrough`.
+    pub mode: String,
+    /// The parent devices guests' macvtaps are created on, in the definition's order.
+    pub devices: Vec<String>,
+}
+
+impl NetInfo {
+    /// The row of `def`.
+    fn of(def: &NetworkDef, active: bool, autostart: bool, persistent: bool) -> NetInfo {
+        let direct = match def.forward.as_ref() {
+            Some(f) if def.uses_macvtap() => Some(DirectInfo {
+                mode: f.mode.as_str().to_string(),
+                devices: f.interfaces.clone(),
+            }),
+            _ => None,
+        };
+        NetInfo {
+            name: def.name.clone(),
+            active,
+            autostart,
+            persistent,
+            bridge: def.bridge.name.clone().filter(|_| direct.is_none()),
+            direct,
+        }
+    }
+
+    /// The `Bridge` cell of `net list`: the bridge, or for a macvtap network its devices and
+    /// mode (`eth0,eth1 (macvtap vepa)`).
+    fn attaches_to(&self) -> String {
+        match (&self.direct, &self.bridge) {
+            (Some(d), _) => format!("{} (macvtap {})", d.devices.join(","), d.mode),
+            (None, Some(b)) if !b.is_empty() => b.clone(),
+            (None, _) => "-".into(),
+        }
+    }
 }
 
 /// One lease in `net leases` (virsh net-dhcp-leases columns).
@@ -1215,7 +1297,7 @@ pub fn list_table(nets: &[NetInfo]) -> String {
                 if n.active { "active" } else { "inactive" }.to_string(),
                 yes(n.autostart),
                 yes(n.persistent),
-                n.bridge.clone().unwrap_or_else(|| "-".into()),
+                n.attaches_to(),
             ]
         })
         .collect();
@@ -1279,6 +1361,9 @@ pub fn utc_time(epoch_secs: u64) -> String {
 pub fn response_text(r: &NetResponse) -> String {
     match r {
         NetResponse::List { networks } => list_table(networks),
+        NetResponse::Started { name, bridge } if bridge.is_empty() => {
+            format!("Network {name} started\n")
+        }
         NetResponse::Started { name, bridge } => {
             format!("Network {name} started (bridge {bridge})\n")
         }
@@ -1615,11 +1700,78 @@ mod tests {
             autostart: false,
             persistent: true,
             bridge: Some("virbr0".into()),
+            direct: None,
         }]);
         assert_eq!(
             t.lines().nth(2),
             Some(" default   active   no          yes          virbr0")
         );
+    }
+
+    fn def(xml: &str) -> NetworkDef {
+        NetworkDef::parse(xml, Path::new("t.xml"))
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn net_list_shows_the_device_pool_of_a_macvtap_network() {
+        let pool = def(
+            "<network>\n  <name>direct</name>\n  <forward mode='vepa'>\n    \
+             <interface dev='eth0'/>\n    <interface dev='eth1'/>\n  </forward>\n</network>\n",
+        );
+        let one = def(
+            "<network>\n  <name>pt</name>\n  <forward mode='passthrough' dev='eth2'/>\n</network>\n",
+        );
+        let nat = def(
+            "<network>\n  <name>lab</name>\n  <bridge name='vg0'/>\n  <forward mode='nat'/>\n  \
+             <ip address='10.9.0.1' prefix='24'/>\n</network>\n",
+        );
+        let rows = [
+            NetInfo::of(&pool, true, false, true),
+            NetInfo::of(&one, false, true, true),
+            NetInfo::of(&nat, true, false, false),
+        ];
+        assert_eq!(rows[0].bridge, None);
+        assert_eq!(
+            rows[0].direct,
+            Some(DirectInfo {
+                mode: "vepa".into(),
+                devices: vec!["eth0".into(), "eth1".into()],
+            })
+        );
+        assert_eq!(rows[2].direct, None);
+        assert_eq!(rows[2].bridge.as_deref(), Some("vg0"));
+        let t = list_table(&rows);
+        let lines: Vec<&str> = t.lines().map(str::trim_end).collect();
+        assert!(lines[2].ends_with("  eth0,eth1 (macvtap vepa)"), "{t}");
+        assert!(lines[3].ends_with("  eth2 (macvtap passthrough)"), "{t}");
+        assert!(lines[4].ends_with("  vg0"), "{t}");
+        // --json: bridge networks keep the shape they had (no `direct` key); macvtap ones
+        // gain it, and a reader that knows no `direct` still reads them.
+        let nat_json = serde_json::to_value(&rows[2]).unwrap();
+        assert!(nat_json.get("direct").is_none(), "{nat_json}");
+        let pool_json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(pool_json["direct"]["devices"][1], "eth1");
+        assert!(pool_json["bridge"].is_null());
+        let old: NetInfo = serde_json::from_str(
+            r#"{"name":"a","active":true,"autostart":false,"persistent":true,"bridge":"b"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.direct, None);
+    }
+
+    #[test]
+    fn started_text_names_a_bridge_only_when_there_is_one() {
+        let r = |bridge: &str| {
+            response_text(&NetResponse::Started {
+                name: "n".into(),
+                bridge: bridge.into(),
+            })
+        };
+        assert_eq!(r("vg0"), "Network n started (bridge vg0)\n");
+        assert_eq!(r(""), "Network n started\n");
     }
 
     #[test]

@@ -971,6 +971,7 @@ mod tests {
             mppe: MppeArg::Refuse,
             auth: AuthArg::Chap,
             mru: 1400,
+            load: Default::default(),
         };
         let c = client_session_config(&a);
         assert_eq!(c.auth.methods, vec![AuthMethod::ChapMd5]);

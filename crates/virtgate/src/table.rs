@@ -147,6 +147,11 @@ impl<T> SessionTable<T> {
         Some(e)
     }
 
+    /// Every session with its call id, in no particular order (no allocation).
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &Entry<T>)> {
+        self.by_call.iter().map(|(id, e)| (*id, e))
+    }
+
     pub fn call_ids(&self) -> Vec<u16> {
         self.by_call.keys().copied().collect()
     }

@@ -14,16 +14,14 @@
 //! removes them ([`RunningNetwork::stop`](crate::RunningNetwork::stop) calls
 //! `Links::delete_ports_labelled`).
 
-use std::time::Duration;
-
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
 use rtnetlink::LinkUnspec;
 
 use virtgate_config::libvirt::{ForwardMode, NetworkDef, VirtualPort};
 use virtgate_links::{
-    check_uuid, IfName, Label, Links, LinksError, Mac, MacvtapMode, MacvtapSpec, OvsConfig,
-    OvsPortSpec, PortInfo, TapSpec, UserRef,
+    check_uuid, ovs, IfName, Label, Links, LinksError, Mac, MacvtapMode, MacvtapSpec, OvsConfig,
+    OvsExternalIds, OvsPortSpec, PortInfo, TapSpec, UserRef,
 };
 
 use crate::error::VnetError;
@@ -237,68 +235,22 @@ pub(crate) async fn check_host_bridge(
     }
 }
 
-/// An Open vSwitch bridge must exist (`ovs-vsctl br-exists`: status 2 when it does not).
+/// An Open vSwitch bridge must exist (`ovs-vsctl br-exists`).
 pub(crate) async fn check_ovs_bridge(
     cfg: &OvsConfig,
     network: &str,
     bridge: &str,
 ) -> Result<(), VnetError> {
-    let mut args = base_args(cfg);
-    args.extend(["br-exists".to_string(), bridge.to_string()]);
-    match vsctl(cfg, &args).await {
-        Ok(_) => Ok(()),
-        Err(VsctlFailure::Status(2, _)) => Err(VnetError::Unusable {
+    if ovs::bridge_exists(cfg, bridge).await? {
+        Ok(())
+    } else {
+        Err(VnetError::Unusable {
             network: network.to_string(),
             reason: format!(
                 "Open vSwitch has no bridge '{bridge}'; create it with ovs-vsctl add-br"
             ),
-        }),
-        Err(f) => Err(f.into_error(&args)),
-    }
-}
-
-/// Why running `ovs-vsctl` failed.
-enum VsctlFailure {
-    Status(i32, String),
-    Other(String),
-}
-
-impl VsctlFailure {
-    fn into_error(self, args: &[String]) -> VnetError {
-        let reason = match self {
-            VsctlFailure::Status(code, err) => format!("exit status {code}: {err}"),
-            VsctlFailure::Other(r) => r,
-        };
-        VnetError::Links(LinksError::Ovs {
-            args: args.join(" "),
-            reason,
         })
     }
-}
-
-fn base_args(cfg: &OvsConfig) -> Vec<String> {
-    let mut a = cfg.extra_args.clone();
-    a.push(format!("--timeout={}", cfg.timeout_secs));
-    a
-}
-
-async fn vsctl(cfg: &OvsConfig, args: &[String]) -> Result<String, VsctlFailure> {
-    let child = tokio::process::Command::new(&cfg.vsctl)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    // ovs-vsctl honours --timeout itself; this bound covers a program that hangs anyway.
-    let limit = Duration::from_secs(u64::from(cfg.timeout_secs) + 5);
-    let out = tokio::time::timeout(limit, child)
-        .await
-        .map_err(|_| VsctlFailure::Other(format!("no answer within {} s", limit.as_secs())))?
-        .map_err(|e| VsctlFailure::Other(format!("cannot run {}: {e}", cfg.vsctl.display())))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(VsctlFailure::Status(out.status.code().unwrap_or(-1), err));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// What QEMU's hook knows about the guest besides the tap's name (from the environment).
@@ -309,42 +261,6 @@ pub struct HookGuest {
     pub mac: Option<Mac>,
     /// The domain's UUID, for `vm-id`.
     pub vm_uuid: Option<String>,
-}
-
-/// The `ovs-vsctl` arguments libvirt uses to add `port` (src/util/virnetdevopenvswitch.c):
-/// `--may-exist add-port` and the external-ids, each in its own `set Interface`; `attached-mac`
-/// and `vm-id` only when known.
-pub fn ovs_add_port_args(
-    cfg: &OvsConfig,
-    bridge: &str,
-    port: &str,
-    iface_id: &str,
-    guest: &HookGuest,
-) -> Vec<String> {
-    let mut a = base_args(cfg);
-    a.extend(
-        ["--", "--may-exist", "add-port", bridge, port]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let mut ids = Vec::new();
-    if let Some(m) = guest.mac {
-        ids.push(format!("external-ids:attached-mac=\"{m}\""));
-    }
-    ids.push(format!("external-ids:iface-id=\"{iface_id}\""));
-    if let Some(vm) = &guest.vm_uuid {
-        ids.push(format!("external-ids:vm-id=\"{vm}\""));
-    }
-    ids.push("external-ids:iface-status=active".into());
-    for kv in ids {
-        a.extend(
-            ["--", "set", "Interface", port]
-                .iter()
-                .map(|s| s.to_string()),
-        );
-        a.push(kv);
-    }
-    a
 }
 
 /// The few facts of a link the hooks need.
@@ -511,8 +427,12 @@ pub async fn attach_tap(
                     .up()
                     .build();
                 set(m, format!("marking {tap} and setting it up")).await?;
-                let args = ovs_add_port_args(ovs, bridge, tap.as_str(), &iface_id, guest);
-                vsctl(ovs, &args).await.map_err(|f| f.into_error(&args))?;
+                let ids = OvsExternalIds {
+                    attached_mac: guest.mac,
+                    iface_id,
+                    vm_id: guest.vm_uuid.clone(),
+                };
+                ovs::add_port(ovs, bridge, tap.as_str(), &ids).await?;
             }
             Attachment::Macvtap { .. } => {
                 return Err(VnetError::Unusable {
@@ -548,13 +468,7 @@ pub async fn detach_tap(tap: &IfName, ovs: &OvsConfig) -> Result<(), VnetError> 
             .map(str::to_string);
         match role.as_deref() {
             Some("ovs") => {
-                let mut args = base_args(ovs);
-                args.extend(
-                    ["--", "--if-exists", "del-port", tap.as_str()]
-                        .iter()
-                        .map(|s| s.to_string()),
-                );
-                vsctl(ovs, &args).await.map_err(|f| f.into_error(&args))?;
+                ovs::del_port(ovs, tap.as_str()).await?;
             }
             Some("tap") => {}
             _ => {
@@ -667,36 +581,6 @@ mod tests {
                 parents: vec!["eth3".into()]
             }
         );
-    }
-
-    #[test]
-    fn hook_ovs_command_is_libvirts_with_what_is_known() {
-        let cfg = OvsConfig::default();
-        let full = HookGuest {
-            mac: Some("52:54:00:93:05:25".parse().unwrap()),
-            vm_uuid: Some("c7a5fdbd-cdaf-9455-926a-d65c16db1809".into()),
-        };
-        assert_eq!(
-            ovs_add_port_args(
-                &cfg,
-                "ovsbr0",
-                "tap0",
-                "668033d2-06a4-4aaa-aca5-30cde245e477",
-                &full
-            )
-            .join(" "),
-            "--timeout=5 -- --may-exist add-port ovsbr0 tap0 \
-             -- set Interface tap0 external-ids:attached-mac=\"52:54:00:93:05:25\" \
-             -- set Interface tap0 external-ids:iface-id=\"668033d2-06a4-4aaa-aca5-30cde245e477\" \
-             -- set Interface tap0 external-ids:vm-id=\"c7a5fdbd-cdaf-9455-926a-d65c16db1809\" \
-             -- set Interface tap0 external-ids:iface-status=active"
-        );
-        let bare = ovs_add_port_args(&cfg, "b", "t", "x", &HookGuest::default()).join(" ");
-        assert!(
-            !bare.contains("attached-mac") && !bare.contains("vm-id"),
-            "{bare}"
-        );
-        assert!(bare.ends_with("external-ids:iface-status=active"));
     }
 
     #[test]

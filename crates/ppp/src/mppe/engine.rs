@@ -48,6 +48,10 @@ struct KeySchedule {
     /// octets plus padding fill exactly two 64-octet blocks for both key sizes.
     blocks: [[u8; 64]; 2],
     session: [u8; 16],
+    /// The session key after the next key change, when already computed: the stateless
+    /// key change computes it one packet ahead, in the same loop as the current key's RC4
+    /// schedule ([`KeySchedule::change_and_key`]).
+    ahead: Option<[u8; 16]>,
 }
 
 impl KeySchedule {
@@ -79,6 +83,7 @@ impl KeySchedule {
             key_len,
             blocks,
             session: initial_session_key(start, key_len),
+            ahead: None,
         }
     }
 
@@ -108,6 +113,13 @@ impl KeySchedule {
 
     /// The session key after one key change (RFC 3078 §7.3), without applying it.
     fn next_session(&self) -> [u8; 16] {
+        match self.ahead {
+            Some(k) => k,
+            None => self.compute_next_session(),
+        }
+    }
+
+    fn compute_next_session(&self) -> [u8; 16] {
         let interim = self.new_key_from_sha(&self.session);
         let mut next = interim;
         let n = self.key_len.key_bytes();
@@ -119,6 +131,29 @@ impl KeySchedule {
     /// One key change (RFC 3078 §7.3).
     fn change(&mut self) {
         self.session = self.next_session();
+        self.ahead = None;
+    }
+
+    /// Replaces the session key (a stateful peer's reset answered Linux-style).
+    fn set_session(&mut self, key: [u8; 16]) {
+        self.session = key;
+        self.ahead = None;
+    }
+
+    /// One key change, then `rc4` keyed with the new session key: the stateless per-packet
+    /// step. The following key change's work (SHA-1, the interim key's RC4 schedule, 16
+    /// octets of its keystream) is done now too, its RC4 schedule interleaved with `rc4`'s:
+    /// the two serial swap chains are independent and overlap in the CPU.
+    fn change_and_key(&mut self, rc4: &mut Rc4) {
+        self.session = self.next_session();
+        let interim = self.new_key_from_sha(&self.session);
+        let mut chain = Rc4::unkeyed();
+        Rc4::set_keys_pair(rc4, &self.session, &mut chain, &interim, self.key_len);
+        let mut next = interim;
+        let n = self.key_len.key_bytes();
+        chain.apply_keystream(&mut next[..n]);
+        reduce_key(&mut next, self.key_len);
+        self.ahead = Some(next);
     }
 
     /// RC4 tables initialised with the current session key.
@@ -179,8 +214,7 @@ impl MppeEncrypter {
         let mut flags = FLAG_ENCRYPTED;
         if self.stateless {
             // RFC 3078 §7.1: a new key before every packet, the first one included.
-            self.keys.change();
-            self.keys.key_cipher(&mut self.rc4);
+            self.keys.change_and_key(&mut self.rc4);
             flags |= FLAG_FLUSHED;
         } else {
             if self.flush_pending {
@@ -328,8 +362,7 @@ impl MppeDecrypter {
         for _ in 0..skipped {
             self.keys.change();
         }
-        self.keys.change();
-        self.keys.key_cipher(&mut self.rc4);
+        self.keys.change_and_key(&mut self.rc4);
         Ok(())
     }
 
@@ -393,7 +426,7 @@ impl MppeDecrypter {
             _ => self.reset_style.unwrap_or(ResetStyle::Reinit),
         };
         if style == ResetStyle::ChangeKey {
-            self.keys.session = changed;
+            self.keys.set_session(changed);
         }
     }
 

@@ -39,12 +39,53 @@ impl Rc4 {
         rc4
     }
 
+    /// A table not keyed yet (for [`Rc4::set_keys_pair`]).
+    pub(crate) fn unkeyed() -> Self {
+        Rc4 {
+            s: IDENTITY,
+            i: 0,
+            j: 0,
+        }
+    }
+
     /// `rc4_key` again, in place (no new 1 KiB value to move around).
     pub(crate) fn set_key(&mut self, key: &[u8; 16], key_len: KeyLength) {
         self.s = IDENTITY;
         self.i = 0;
         self.j = 0;
         self.schedule(key, key_len);
+    }
+
+    /// `rc4_key` on two tables at once: `a` with `key_a`, `b` with `key_b`. Each key schedule
+    /// is a chain of 256 dependent swaps; run in one loop, the two independent chains overlap
+    /// in the CPU (the stateless MPPE key change needs both per packet, see engine.rs).
+    pub(crate) fn set_keys_pair(
+        a: &mut Rc4,
+        key_a: &[u8; 16],
+        b: &mut Rc4,
+        key_b: &[u8; 16],
+        key_len: KeyLength,
+    ) {
+        let mask = key_len.key_bytes() - 1;
+        a.s = IDENTITY;
+        b.s = IDENTITY;
+        a.i = 0;
+        a.j = 0;
+        b.i = 0;
+        b.j = 0;
+        let (sa, sb) = (&mut a.s, &mut b.s);
+        let (mut ja, mut jb) = (0u8, 0u8);
+        for i in 0..=255u8 {
+            let k = usize::from(i) & mask;
+            let x = sa[usize::from(i)];
+            let y = sb[usize::from(i)];
+            ja = ja.wrapping_add(x as u8).wrapping_add(key_a[k]);
+            jb = jb.wrapping_add(y as u8).wrapping_add(key_b[k]);
+            sa[usize::from(i)] = sa[usize::from(ja)];
+            sb[usize::from(i)] = sb[usize::from(jb)];
+            sa[usize::from(ja)] = x;
+            sb[usize::from(jb)] = y;
+        }
     }
 
     fn schedule(&mut self, key: &[u8; 16], key_len: KeyLength) {
@@ -106,6 +147,25 @@ mod tests {
                 ours.apply_keystream(&mut a);
                 theirs.apply_keystream(&mut b);
                 assert_eq!(a, b, "{key_len:?} len {len}");
+            }
+            // The paired schedule gives both tables what two single ones give.
+            let other: [u8; 16] = core::array::from_fn(|i| (i as u8) ^ 0x5A ^ seed);
+            let (mut p, mut q) = (Rc4::new(&[1; 16], key_len), Rc4::new(&[2; 16], key_len));
+            p.apply_keystream(&mut [0; 7]);
+            Rc4::set_keys_pair(&mut p, &key, &mut q, &other, key_len);
+            let (mut p1, mut q1) = (Rc4::new(&key, key_len), Rc4::new(&other, key_len));
+            for len in [1usize, 300] {
+                let (mut a, mut b, mut c, mut d) = (
+                    vec![0u8; len],
+                    vec![0u8; len],
+                    vec![0u8; len],
+                    vec![0u8; len],
+                );
+                p.apply_keystream(&mut a);
+                p1.apply_keystream(&mut b);
+                q.apply_keystream(&mut c);
+                q1.apply_keystream(&mut d);
+                assert_eq!((a, c), (b, d), "{key_len:?} paired");
             }
         }
     }

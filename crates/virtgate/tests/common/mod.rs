@@ -774,3 +774,31 @@ impl RawClient {
         drop(self.tcp);
     }
 }
+
+/// Gives `ns` an uplink with a default route that leads nowhere: a veth pair `up0`/`up0peer`
+/// with both ends in `ns`, 198.51.100.2/24 on `up0`, default via 198.51.100.1 (the firewall's
+/// PPTP part needs an uplink to masquerade toward).
+pub fn add_dead_end_uplink(ns: &Netns) {
+    add_veths(ns, &["up0"]);
+    ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.51.100.1",
+        "dev",
+        "up0",
+    ]);
+}
+
+/// For each NAME, a veth pair NAME/NAMEpeer in `ns`, both ends up (parents or uplinks whose far
+/// end goes nowhere).
+pub fn add_veths(ns: &Netns, names: &[&str]) {
+    for name in names {
+        let peer = format!("{name}peer");
+        ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+        ns.ip(&["link", "set", &peer, "up"]);
+        ns.ip(&["link", "set", name, "up"]);
+    }
+}
