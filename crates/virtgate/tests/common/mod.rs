@@ -323,25 +323,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A namespace with an uplink and a default route (the firewall's PPTP part masquerades
-/// toward it) that leads nowhere: a veth pair with both ends here (no dummy module needed).
+/// A namespace with an uplink and a default route that leads nowhere
+/// ([`add_dead_end_uplink`]).
 pub fn host_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);
-    ns.ip(&[
-        "link", "add", "up0", "type", "veth", "peer", "name", "up0peer",
-    ]);
-    ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
-    ns.ip(&["link", "set", "up0peer", "up"]);
-    ns.ip(&["link", "set", "up0", "up"]);
-    ns.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-        "dev",
-        "up0",
-    ]);
+    add_dead_end_uplink(&ns);
     ns
 }
 
