@@ -210,13 +210,12 @@ impl ChapSecrets {
     /// as pppd does, when the file (or an indirect secret file) is accessible by group or others.
     pub fn read(path: impl AsRef<Path>) -> Result<Parsed<ChapSecrets>, ConfigError> {
         let path = path.as_ref();
-        let mut fs = Filesystem;
-        let text = read_text(&mut fs, path, path, 0, "secrets file")?;
-        let mut parsed = ChapSecrets::parse_with(&text, path, &mut fs)?;
-        if let Some(w) = access_warning(&mut fs, path) {
-            parsed.warnings.insert(0, w);
-        }
-        Ok(parsed)
+        read_secret_file(
+            path,
+            "secrets file",
+            |text, fs| ChapSecrets::parse_with(text, path, fs),
+            |_| true,
+        )
     }
 
     /// Parses a secrets file's text, reading `@/path` secrets from `files`.
@@ -305,6 +304,25 @@ impl ChapSecrets {
         self.lookup_with(None, Some(server))
             .is_some_and(|e| !e.addrs.is_none())
     }
+}
+
+/// Reads the file at `path` (`what` it is, for errors) from disk and parses it with `parse`;
+/// when `holds_secrets` says it does, [`access_warning`] comes first among the warnings.
+pub(crate) fn read_secret_file<T>(
+    path: &Path,
+    what: &str,
+    parse: impl FnOnce(&str, &mut dyn FileSource) -> Result<Parsed<T>, ConfigError>,
+    holds_secrets: impl FnOnce(&T) -> bool,
+) -> Result<Parsed<T>, ConfigError> {
+    let mut fs = Filesystem;
+    let text = read_text(&mut fs, path, path, 0, what)?;
+    let mut parsed = parse(&text, &mut fs)?;
+    if holds_secrets(&parsed.value) {
+        if let Some(w) = access_warning(&mut fs, path) {
+            parsed.warnings.insert(0, w);
+        }
+    }
+    Ok(parsed)
 }
 
 /// pppd's `check_access` warning for a secrets file readable or writable by group or others.

@@ -37,7 +37,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::error::{ConfigError, ErrorKind, Parsed, Warning};
-use crate::files::{FileSource, Filesystem};
+use crate::files::FileSource;
 use crate::ppp_options::read_text;
 use crate::{ChapSecrets, PppOptions, PptpdConf};
 
@@ -134,20 +134,13 @@ impl ConfigFile {
     /// Reads and parses the file at `path`, with the files it names.
     pub fn read(path: impl AsRef<Path>) -> Result<Parsed<ConfigFile>, ConfigError> {
         let path = path.as_ref();
-        let mut fs = Filesystem;
-        let text = read_text(&mut fs, path, path, 0, "virtgate configuration")?;
-        let mut parsed = ConfigFile::parse_with(&text, path, &mut fs)?;
-        if parsed
-            .value
-            .secrets
-            .as_ref()
-            .is_some_and(|s| s.path() == path)
-        {
-            if let Some(w) = crate::chap_secrets::access_warning(&mut fs, path) {
-                parsed.warnings.insert(0, w);
-            }
-        }
-        Ok(parsed)
+        // Secrets in the file itself: warned about as a chap-secrets file is.
+        crate::chap_secrets::read_secret_file(
+            path,
+            "virtgate configuration",
+            |text, fs| ConfigFile::parse_with(text, path, fs),
+            |c| c.secrets.as_ref().is_some_and(|s| s.path() == path),
+        )
     }
 
     /// Parses a `virtgate.toml`'s text, reading the files it names from `files`. `path` names

@@ -634,20 +634,7 @@ impl AuthServer {
         let peer_name = lossy(&name);
         let verdict = secret.and_then(|s| self.verify(s, &challenge, id, &name, &value));
         match verdict {
-            Some((message, keys)) => {
-                let packet = match self.method {
-                    AuthMethod::Pap => packet(pap::ACK, id, &pap_message(&message)),
-                    _ => packet(chap::SUCCESS, id, &message),
-                };
-                self.out
-                    .push(AuthOutput::Send(self.method.protocol(), packet.clone()));
-                self.out.push(AuthOutput::Success {
-                    peer_name,
-                    method: self.method,
-                    keys,
-                });
-                self.state = ServerState::Done { id, packet };
-            }
+            Some((message, keys)) => self.succeed(id, peer_name, message, keys),
             None => {
                 let reason = match (self.method, secret) {
                     (AuthMethod::ChapMd5, Some(Secret::NtHash(_))) => CHAP_MD5_NEEDS_PLAINTEXT,
@@ -775,6 +762,7 @@ impl AuthServer {
         }
     }
 
+    /// Sends Success / Ack with `message` and ends the exchange.
     fn succeed(&mut self, id: u8, peer_name: String, message: Vec<u8>, keys: Option<KeyMaterial>) {
         let packet = match self.method {
             AuthMethod::Pap => packet(pap::ACK, id, &pap_message(&message)),

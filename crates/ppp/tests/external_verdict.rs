@@ -81,22 +81,7 @@ fn radius_like(password: &'static str, key_tweak: u8) -> VerdictFn {
 }
 
 fn ip_both_ways(p: &mut Pair, n: usize) {
-    for i in 0..n {
-        let up = ipv4_packet(
-            CLIENT_IP,
-            Ipv4Addr::new(8, 8, 8, 8),
-            20 + i * 37 % 1200,
-            i as u8,
-        );
-        p.roundtrip_ip(Side::Client, &up);
-        let down = ipv4_packet(
-            Ipv4Addr::new(8, 8, 8, 8),
-            CLIENT_IP,
-            1 + i * 53 % 1400,
-            i as u8,
-        );
-        p.roundtrip_ip(Side::Server, &down);
-    }
+    ip_both_ways_with(p, n, 20, 0);
 }
 
 #[test]

@@ -232,28 +232,9 @@ pub fn verify_response(
     secret: &[u8],
     require_message_authenticator: bool,
 ) -> Result<Packet, VerifyError> {
-    let len = packet_length(bytes)?;
-    let bytes = &bytes[..len];
-    let packet = Packet::decode(bytes)?;
-    let mut copy = bytes.to_vec();
-    copy[4..HEADER_LEN].copy_from_slice(request_authenticator);
-    let expect = md5(&[&copy, secret]);
-    if !ct_eq(&expect, &packet.authenticator) {
-        return Err(VerifyError::Authenticator(packet.code));
-    }
-    match message_authenticator_offset(bytes)? {
-        Some(off) => {
-            let m = hmac_over(bytes, off, request_authenticator, secret);
-            if !ct_eq(&m, &bytes[off..off + 16]) {
-                return Err(VerifyError::MessageAuthenticator(packet.code));
-            }
-        }
-        None if require_message_authenticator => {
-            return Err(VerifyError::MissingMessageAuthenticator(packet.code))
-        }
-        None => {}
-    }
-    Ok(packet)
+    verify(bytes, secret, require_message_authenticator, |_| {
+        Some(*request_authenticator)
+    })
 }
 
 /// Checks a request whose authenticator is computed (Accounting-, Disconnect-, CoA-Request)
@@ -264,25 +245,42 @@ pub fn verify_request(
     secret: &[u8],
     require_message_authenticator: bool,
 ) -> Result<Packet, VerifyError> {
+    // Computed over the packet with 16 zero octets in its place; so is the
+    // Message-Authenticator of such a packet (as FreeRADIUS does).
+    verify(bytes, secret, require_message_authenticator, |p| {
+        p.code
+            .has_computed_request_authenticator()
+            .then_some([0u8; 16])
+    })
+}
+
+/// Decodes the packet in `bytes` (up to its Length) and checks it. `header` gives what the
+/// Authenticator field held when the Authenticator was computed, `None` for a random one
+/// that cannot be checked; the Message-Authenticator is computed with that in the header
+/// (with the packet's own Authenticator for a random one).
+fn verify(
+    bytes: &[u8],
+    secret: &[u8],
+    require_message_authenticator: bool,
+    header: impl FnOnce(&Packet) -> Option<[u8; 16]>,
+) -> Result<Packet, VerifyError> {
     let len = packet_length(bytes)?;
     let bytes = &bytes[..len];
     let packet = Packet::decode(bytes)?;
-    let computed = packet.code.has_computed_request_authenticator();
-    if computed {
-        let mut copy = bytes.to_vec();
-        copy[4..HEADER_LEN].fill(0);
-        let expect = md5(&[&copy, secret]);
-        if !ct_eq(&expect, &packet.authenticator) {
-            return Err(VerifyError::Authenticator(packet.code));
+    let auth = match header(&packet) {
+        Some(header) => {
+            let mut copy = bytes.to_vec();
+            copy[4..HEADER_LEN].copy_from_slice(&header);
+            let expect = md5(&[&copy, secret]);
+            if !ct_eq(&expect, &packet.authenticator) {
+                return Err(VerifyError::Authenticator(packet.code));
+            }
+            header
         }
-    }
+        None => packet.authenticator,
+    };
     match message_authenticator_offset(bytes)? {
         Some(off) => {
-            let auth = if computed {
-                [0u8; 16]
-            } else {
-                packet.authenticator
-            };
             let m = hmac_over(bytes, off, &auth, secret);
             if !ct_eq(&m, &bytes[off..off + 16]) {
                 return Err(VerifyError::MessageAuthenticator(packet.code));

@@ -327,16 +327,7 @@ impl Radius {
             password,
         };
         // A session asks again only after a new response; forget its older request.
-        let old: Vec<RequestId> = self
-            .waiting
-            .iter()
-            .filter(|(_, c)| **c == call)
-            .map(|(r, _)| *r)
-            .collect();
-        for r in old {
-            self.waiting.remove(&r);
-            self.auth.cancel(r);
-        }
+        self.forget(call);
         let id = self
             .auth
             .send(now, req, &mut Os)
@@ -346,7 +337,7 @@ impl Radius {
         Ok(())
     }
 
-    /// The session went away: drop its pending request.
+    /// The session went away (or asks again): drop its pending request.
     pub fn forget(&mut self, call: u16) {
         let old: Vec<RequestId> = self
             .waiting

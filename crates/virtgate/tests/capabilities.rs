@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use virtgate_testnet::{require_root, Netns};
@@ -39,24 +37,9 @@ fn caps_of(status: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-fn ctl(conf: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--socket")
-        .arg(ctl_socket(conf))
-        .output()
-        .unwrap()
+/// The value of capability set `set` (`CapEff`, ...) in `caps`.
+fn cap<'a>(caps: &'a [(String, String)], set: &str) -> Option<&'a str> {
+    caps.iter().find(|(k, _)| k == set).map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -87,46 +70,19 @@ fn daemon_keeps_only_the_network_capabilities_and_still_reloads_starts_networks_
          <range start='10.74.0.10' end='10.74.0.50'/>\n    </dhcp>\n  </ip>\n</network>\n",
     );
 
-    let server = Netns::new("csrv");
-    let client = Netns::new("ccli");
     // An uplink with a default route (the firewall's PPTP part masquerades toward it), leading
     // nowhere, and the client's link.
-    server.ip(&[
-        "link", "add", "up0", "type", "veth", "peer", "name", "up0peer",
-    ]);
-    server.ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
-    server.ip(&["link", "set", "up0peer", "up"]);
-    server.ip(&["link", "set", "up0", "up"]);
-    server.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-        "dev",
-        "up0",
-    ]);
+    let server = host_ns("csrv");
+    let client = Netns::new("ccli");
     server.link_to(&client, "vs0", "10.97.8.1/24", "vc0", "10.97.8.2/24");
 
     let socket = ctl_socket(&conf);
-    let state = dir.path("state");
-    let d = Proc::spawn(
+    let d = spawn_daemon(
         &server,
-        &[
-            "daemon",
-            "--pptpd-conf",
-            conf.to_str().unwrap(),
-            "--chap-secrets",
-            secrets.to_str().unwrap(),
-            "--socket",
-            socket.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--no-default-network",
-            "--ip-up",
-            hook.to_str().unwrap(),
-        ],
+        &conf,
+        &secrets,
         "info",
+        &["--no-default-network", "--ip-up", hook.to_str().unwrap()],
     );
     assert!(
         d.wait_count("capabilities dropped", 1, Duration::from_secs(15)),
@@ -140,33 +96,27 @@ fn daemon_keeps_only_the_network_capabilities_and_still_reloads_starts_networks_
     assert!(!tasks.is_empty());
     for caps in &tasks {
         for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            let v = caps.iter().find(|(k, _)| k == set).map(|(_, v)| v.as_str());
-            assert_eq!(v, Some(KEPT), "{set} of a task of {pid}: {caps:?}");
+            assert_eq!(
+                cap(caps, set),
+                Some(KEPT),
+                "{set} of a task of {pid}: {caps:?}"
+            );
         }
     }
 
     // A reload (files re-read as the daemon's reduced self) that adds a user.
     std::fs::write(&secrets, "ann pptpd pa *\nbob pptpd pb *\n").unwrap();
-    let r = ctl(&conf, &["reload"]);
-    assert!(r.status.success(), "{r:?}\n{}", d.log());
+    let (ok, o, e) = ctl(&socket, &["reload"]);
+    assert!(ok, "{o}{e}\n{}", d.log());
 
     // A network started now: bridge, address, DHCP on 67 and DNS on 53, its nftables part.
-    let o = server
-        .command(BIN)
-        .args(["net", "define"])
-        .arg(&net_xml)
-        .arg("--socket")
-        .arg(&socket)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}\n{}", d.log());
-    let o = server
-        .command(BIN)
-        .args(["net", "start", "capnet", "--socket"])
-        .arg(&socket)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}\n{}", d.log());
+    for args in [
+        &["net", "define", net_xml.to_str().unwrap()][..],
+        &["net", "start", "capnet"],
+    ] {
+        let (ok, o, e) = ctl(&socket, args);
+        assert!(ok, "{args:?}: {o}{e}\n{}", d.log());
+    }
     let addr =
         String::from_utf8_lossy(&server.sh("ip -4 addr show dev vgcap0").stdout).into_owned();
     assert!(addr.contains("inet 10.74.0.1/24"), "{addr}");
@@ -188,24 +138,19 @@ fn daemon_keeps_only_the_network_capabilities_and_still_reloads_starts_networks_
     );
     let hook_caps = caps_of(&std::fs::read_to_string(dir.path("hook.out.caps")).unwrap());
     for set in ["CapEff", "CapBnd"] {
-        let v = hook_caps
-            .iter()
-            .find(|(k, _)| k == set)
-            .map(|(_, v)| v.as_str());
-        assert_eq!(v, Some(KEPT), "{set} of the hook: {hook_caps:?}");
+        assert_eq!(
+            cap(&hook_caps, set),
+            Some(KEPT),
+            "{set} of the hook: {hook_caps:?}"
+        );
     }
     let lo = String::from_utf8_lossy(&server.sh("ip -4 addr show dev lo").stdout).into_owned();
     assert!(lo.contains("10.201.0.1/32"), "{lo}");
     hang_up(c);
 
     // Stopping the network and the daemon still works (bridge and table removed).
-    let o = server
-        .command(BIN)
-        .args(["net", "stop", "capnet", "--socket"])
-        .arg(&socket)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}\n{}", d.log());
+    let (ok, o, e) = ctl(&socket, &["net", "stop", "capnet"]);
+    assert!(ok, "{o}{e}\n{}", d.log());
     assert!(!server.sh("ip link show dev vgcap0").status.success());
     stop(d);
     assert!(

@@ -106,32 +106,10 @@ fn state_dir(conf: &Path) -> PathBuf {
 }
 
 fn daemon(ns: &Netns, conf: &Path, secrets: &Path, extra: &[&str]) -> Proc {
-    let socket = ctl_socket(conf);
-    let state = state_dir(conf);
-    let mut args = vec![
-        "daemon",
-        "--pptpd-conf",
-        conf.to_str().unwrap(),
-        "--chap-secrets",
-        secrets.to_str().unwrap(),
-        "--socket",
-        socket.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        // These tests are about PPTP; the built-in network has its own tests (vmnet_netns).
-        "--no-default-network",
-    ];
+    // These tests are about PPTP; the built-in network has its own tests (vmnet_netns).
+    let mut args = vec!["--no-default-network"];
     args.extend_from_slice(extra);
-    let d = Proc::spawn(ns, &args, "debug");
-    // Wait until it listens on 1723.
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if String::from_utf8_lossy(&ns.sh("ss -ltn").stdout).contains(":1723") {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("daemon did not listen on 1723:\n{}", d.log());
+    wait_listening(ns, spawn_daemon(ns, conf, secrets, "debug", &args))
 }
 
 fn dial(ns: &Netns, server: &str, password: &str) -> Proc {

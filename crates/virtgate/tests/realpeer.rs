@@ -4,8 +4,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtgate");
 
@@ -19,10 +20,10 @@ fn realpeer_dir() -> PathBuf {
         })
 }
 
-#[test]
-fn real_pppd_clients_against_our_daemon() {
-    let dir = realpeer_dir();
-    let script = dir.join("check-pptp.sh");
+/// `check-pptp.sh`, or `None` when the test is skipped (not found, not root); missing while
+/// `VIRTGATE_REQUIRE_REALPEER=1` fails the test.
+fn check_script() -> Option<PathBuf> {
+    let script = realpeer_dir().join("check-pptp.sh");
     if !script.exists() {
         if std::env::var("VIRTGATE_REQUIRE_REALPEER").as_deref() == Ok("1") {
             panic!(
@@ -34,11 +35,35 @@ fn real_pppd_clients_against_our_daemon() {
             "skipping: {} not found (the shared folder is beside the repository in CI)",
             script.display()
         );
-        return;
+        return None;
     }
-    if !virtgate_testnet::require_root() {
+    virtgate_testnet::require_root().then_some(script)
+}
+
+/// One scenario: `check-pptp.sh ARGS -- SERVER_COMMAND...`; its output is printed.
+fn run_check(
+    script: &Path,
+    name: &str,
+    args: &[&str],
+    server: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> Output {
+    eprintln!("=== real peer: {name}");
+    let out = Command::new(script)
+        .args(args)
+        .arg("--")
+        .args(server)
+        .output()
+        .expect("run check-pptp.sh");
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn real_pppd_clients_against_our_daemon() {
+    let Some(script) = check_script() else {
         return;
-    }
+    };
     // The daemon's own state directory and control socket (removed at the end).
     let state = std::env::temp_dir().join(format!("virtgate-rp-{}", std::process::id()));
     std::fs::create_dir_all(&state).expect("state directory");
@@ -53,14 +78,7 @@ fn real_pppd_clients_against_our_daemon() {
         ("bad-password", vec!["-s", "bad-password"]),
         ("uplink", vec!["-s", "mschapv2-mppe", "--uplink"]),
     ] {
-        eprintln!("=== real peer: {name}");
-        let out = Command::new(&script)
-            .args(&args)
-            .args(["--", "sh", "-c", &server])
-            .output()
-            .expect("run check-pptp.sh");
-        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        let out = run_check(&script, name, &args, ["sh", "-c", &server]);
         if !out.status.success() {
             failed.push(name);
         }
@@ -103,21 +121,9 @@ exit $st
 
 #[test]
 fn real_pppd_clients_authenticated_by_freeradius() {
-    let dir = realpeer_dir();
-    let script = dir.join("check-pptp.sh");
-    if !script.exists() {
-        if std::env::var("VIRTGATE_REQUIRE_REALPEER").as_deref() == Ok("1") {
-            panic!(
-                "{} is missing but VIRTGATE_REQUIRE_REALPEER=1",
-                script.display()
-            );
-        }
-        eprintln!("skipping: {} not found", script.display());
+    let Some(script) = check_script() else {
         return;
-    }
-    if !virtgate_testnet::require_root() {
-        return;
-    }
+    };
     if Command::new("sh")
         .args(["-c", "command -v freeradius"])
         .output()
@@ -152,18 +158,13 @@ fn real_pppd_clients_authenticated_by_freeradius() {
         .unwrap();
         let wrapper = state.join("server.sh");
         std::fs::write(&wrapper, RADIUS_WRAPPER).unwrap();
-        eprintln!("=== real peer: {name}");
-        let out = Command::new(&script)
-            .args(&args)
-            .args(["--", "sh"])
-            .arg(&wrapper)
-            .arg(&state)
-            .arg(BIN)
-            .output()
-            .expect("run check-pptp.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("{stdout}");
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        let server = [
+            OsStr::new("sh"),
+            wrapper.as_os_str(),
+            state.as_os_str(),
+            BIN.as_ref(),
+        ];
+        let out = run_check(&script, name, &args, server);
         // The users were in FreeRADIUS only, and its detail file saw the session.
         let detail = std::fs::read_to_string(fr.join("detail")).unwrap_or_default();
         let accounted = !name.ends_with("mschapv2-mppe")

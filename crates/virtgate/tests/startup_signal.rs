@@ -10,18 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{add_dead_end_uplink, write_config, Proc, TempDir};
+use common::{host_ns, write_config, Proc, TempDir};
 use virtgate_testnet::{require_root, Netns};
 
 /// Networks per daemon: enough that start-up is still going when the first bridge appears.
 const NETWORKS: u8 = 24;
-
-/// A namespace with an uplink and a default route (the PPTP firewall part needs an uplink).
-fn host_ns(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    add_dead_end_uplink(&ns);
-    ns
-}
 
 /// `virtgate daemon` arguments with [`NETWORKS`] NAT networks `sig0..` on bridges `vgsig0..`.
 fn daemon_args(dir: &TempDir) -> Vec<String> {

@@ -8,12 +8,15 @@
 //! anything is touched. Issue 6 for networks: DHCP and DNS counters in `status` and `/metrics`
 //! equal to what a dhclient guest and dig did, and `reload` of network definitions.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{host_ns, wait_until};
 use virtgate_testnet::{require_root, Netns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_virtgate");
@@ -157,48 +160,12 @@ impl Drop for Daemon {
     }
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// The host side: a namespace with an uplink and a default route (so the PPTP part has an
-/// uplink to masquerade toward), reachable nowhere.
-fn host_ns(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    // A veth pair with both ends here: an uplink that leads nowhere (no dummy module needed).
-    ns.ip(&[
-        "link", "add", "up0", "type", "veth", "peer", "name", "up0peer",
-    ]);
-    ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "up0"]);
-    ns.ip(&["link", "set", "up0peer", "up"]);
-    ns.ip(&["link", "set", "up0", "up"]);
-    ns.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "198.51.100.1",
-        "dev",
-        "up0",
-    ]);
-    ns
 }
 
 fn bridge_has(ns: &Netns, bridge: &str, cidr: &str) -> bool {

@@ -324,6 +324,19 @@ impl Pair {
     }
 }
 
+/// `n` IPv4 packets each way through an up pair, each checked on arrival: client → server of
+/// `up_base + i * 37 % 1200` payload octets, server → client of `1 + i * 53 % 1400` with tag
+/// `down_tag ^ i`.
+pub fn ip_both_ways_with(p: &mut Pair, n: usize, up_base: usize, down_tag: u8) {
+    let far = Ipv4Addr::new(8, 8, 8, 8);
+    for i in 0..n {
+        let up = ipv4_packet(CLIENT_IP, far, up_base + i * 37 % 1200, i as u8);
+        p.roundtrip_ip(Side::Client, &up);
+        let down = ipv4_packet(far, CLIENT_IP, 1 + i * 53 % 1400, down_tag ^ i as u8);
+        p.roundtrip_ip(Side::Server, &down);
+    }
+}
+
 pub fn has_down(events: &[SessionEvent]) -> bool {
     events
         .iter()

@@ -86,6 +86,38 @@ pub fn write_config(
     (conf, secrets)
 }
 
+/// One test's world: its config directory and files, and a server and a client namespace
+/// linked by a veth pair (`vs0` SUBNET.1/24 in the server, `vc0` SUBNET.2/24 in the client).
+/// Fields drop in order: the namespaces, then the directory.
+pub struct Rig {
+    pub client: Netns,
+    pub server: Netns,
+    pub dir: TempDir,
+    pub conf: PathBuf,
+    pub secrets: PathBuf,
+    /// The server's address on the link, to dial.
+    pub addr: String,
+}
+
+impl Rig {
+    /// `dir` holds the config `files` ([`write_config`]); namespaces `{tag}srv`, `{tag}cli`
+    /// on `subnet` (three octets, e.g. `10.97.1`).
+    pub fn new(dir: TempDir, files: (PathBuf, PathBuf), tag: &str, subnet: &str) -> Rig {
+        let server = Netns::new(&format!("{tag}srv"));
+        let client = Netns::new(&format!("{tag}cli"));
+        let (s, c) = (format!("{subnet}.1/24"), format!("{subnet}.2/24"));
+        server.link_to(&client, "vs0", &s, "vc0", &c);
+        Rig {
+            client,
+            server,
+            dir,
+            conf: files.0,
+            secrets: files.1,
+            addr: format!("{subnet}.1"),
+        }
+    }
+}
+
 /// A process whose output is collected in the background; killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -228,8 +260,22 @@ pub fn daemon_with(
     rust_log: &str,
     extra: &[&str],
 ) -> Proc {
+    let mut args = vec!["--no-firewall"];
+    args.extend_from_slice(extra);
+    wait_listening(ns, spawn_daemon(ns, conf, secrets, rust_log, &args))
+}
+
+/// Starts `virtgate daemon` in `ns` on `conf` and `secrets` with its own control socket
+/// ([`ctl_socket`]) and state directory (leases, network definitions, the one-daemon lock)
+/// beside `conf` (tests run in parallel), then `extra`; does not wait.
+pub fn spawn_daemon(
+    ns: &Netns,
+    conf: &Path,
+    secrets: &Path,
+    rust_log: &str,
+    extra: &[&str],
+) -> Proc {
     let socket = ctl_socket(conf);
-    // Its own state directory (leases, network definitions, the one-daemon lock).
     let state = conf.parent().unwrap().join("state");
     let mut args = vec![
         "daemon",
@@ -241,10 +287,14 @@ pub fn daemon_with(
         socket.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
-        "--no-firewall",
     ];
     args.extend_from_slice(extra);
-    let mut d = Proc::spawn(ns, &args, rust_log);
+    Proc::spawn(ns, &args, rust_log)
+}
+
+/// Waits until the daemon `d` listens on 1723 in `ns`; panics with its log if it exits or
+/// does not within 10 s.
+pub fn wait_listening(ns: &Netns, mut d: Proc) -> Proc {
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if String::from_utf8_lossy(&ns.sh("ss -ltn").stdout).contains(":1723") {
@@ -257,6 +307,28 @@ pub fn daemon_with(
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("daemon did not listen on 1723:\n{}", d.log());
+}
+
+/// Polls `f` every 100 ms until it holds or `timeout` has passed; whether it held.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A namespace with an uplink and a default route that leads nowhere
+/// ([`add_dead_end_uplink`]).
+pub fn host_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    add_dead_end_uplink(&ns);
+    ns
 }
 
 /// `virtgate dial SERVER --user USER --password PW --tun TUN` in `ns`.
@@ -303,6 +375,18 @@ pub fn dial_up(
         );
     };
     (c, up_address(&up))
+}
+
+/// Dials and waits for it to fail; returns its log.
+pub fn dial_fails(ns: &Netns, server: &str, user: &str, pw: &str, tun: &str) -> String {
+    let mut p = dial(ns, server, user, pw, tun);
+    let st = p.wait(Duration::from_secs(25));
+    assert!(
+        st.is_some_and(|s| !s.success()),
+        "{user}/{pw}: the dial did not fail: {st:?}\n{}",
+        p.log()
+    );
+    p.log()
 }
 
 /// Hangs a dial up with SIGTERM and waits for it to exit 0.
