@@ -587,6 +587,12 @@ fn builtin_default_starts_and_is_stored_once() {
             "{}",
             d.log()
         );
+        // The firewall is applied after the networks' bridges are up: wait for the server.
+        assert!(
+            d.wait_log("virtgate PPTP server up", Duration::from_secs(10)),
+            "{}",
+            d.log()
+        );
         let table = our_table(&ns).unwrap();
         assert!(table.contains("net default: DHCP to the host"), "{table}");
         // The bridge keeps its generated MAC across restarts.
