@@ -145,13 +145,19 @@ pub enum ClientError {
     Encode(String),
 }
 
-/// Counters.
+/// Counters since the client was made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientStats {
+    /// Requests sent (each counted once, however often it was transmitted).
     pub sent: u64,
+    /// Transmissions of a request again to the same server after `timeout`.
     pub retransmitted: u64,
+    /// Verified answers ([`ClientEvent::Reply`]).
     pub replies: u64,
+    /// Requests no server answered ([`ClientEvent::Failed`]).
     pub failed: u64,
+    /// Requests moved to another server after theirs did not answer (each is a transmission
+    /// too, neither in `sent` nor in `retransmitted`).
     pub failovers: u64,
     /// Datagrams that matched no request or failed verification.
     pub dropped: u64,
@@ -260,6 +266,7 @@ impl Client {
         };
         encode_for(&self.cfg, &mut p, entropy);
         self.transmit_pending(now, &mut p);
+        self.stats.sent += 1;
         self.pending.push(p);
         Ok(handle)
     }
@@ -309,9 +316,7 @@ impl Client {
                 bytes: p.bytes.clone(),
             });
         }
-        if p.sends == 1 {
-            self.stats.sent += 1;
-        } else {
+        if p.sends > 1 {
             self.stats.retransmitted += 1;
         }
     }
@@ -644,6 +649,20 @@ mod tests {
         let mut c2 = c;
         c2.send(later, access("w"), &mut e).unwrap();
         assert_eq!(c2.poll_transmit().unwrap().to, addr(1812));
+        // Three requests, one retransmission to the first server, one failover, one reply, the
+        // empty datagram dropped.
+        let st = c2.stats();
+        assert_eq!(
+            (
+                st.sent,
+                st.retransmitted,
+                st.failovers,
+                st.replies,
+                st.failed,
+                st.dropped
+            ),
+            (3, 1, 1, 1, 0, 1)
+        );
     }
 
     #[test]
@@ -664,6 +683,17 @@ mod tests {
         assert_eq!(sends, 4, "2 servers x 2 transmissions");
         let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
         assert!(evs.contains(&ClientEvent::Failed { id }));
+        let st = c.stats();
+        assert_eq!(
+            (
+                st.sent,
+                st.retransmitted,
+                st.failovers,
+                st.replies,
+                st.failed
+            ),
+            (1, 2, 1, 0, 1)
+        );
         assert_eq!(now, t0 + Duration::from_secs(12));
     }
 

@@ -118,6 +118,56 @@ pub struct Counters {
     /// Sessions hung up because the same user started a new one (single-session replace).
     #[serde(default)]
     pub sessions_replaced: u64,
+    /// The RADIUS client's counters; absent without `plugin radius.so`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius: Option<Box<RadiusCounters>>,
+}
+
+/// The reasons a datagram on the Dynamic Authorization port is dropped unanswered: a fixed
+/// label set.
+pub const DAE_DROP_REASONS: [&str; 3] = ["unknown_client", "bad_authenticator", "malformed"];
+
+/// RADIUS counters since start. "Requests" count each request once, however often it was
+/// transmitted; "timeouts"/"failed" are requests no server answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RadiusCounters {
+    /// Access-Requests sent.
+    pub access_requests: u64,
+    /// Answers to them, by code (as the server sent them: an Access-Accept refused for its
+    /// Filter-Id counts as an accept).
+    pub access_accepts: u64,
+    pub access_rejects: u64,
+    pub access_challenges: u64,
+    /// Access-Requests no server answered.
+    pub access_timeouts: u64,
+    /// Access-Requests transmitted again to the same server.
+    pub access_retransmissions: u64,
+    /// Access-Requests moved to another server after theirs did not answer.
+    pub access_failovers: u64,
+    /// Datagrams on the authentication socket dropped (no matching request, wrong
+    /// authenticator or Message-Authenticator, malformed).
+    pub access_dropped: u64,
+    /// Accounting-Requests sent (Start, Interim-Update, Stop).
+    pub acct_requests: u64,
+    /// Accounting-Responses received.
+    pub acct_answered: u64,
+    /// Accounting-Requests no server answered (the record is lost).
+    pub acct_failed: u64,
+    pub acct_retransmissions: u64,
+    pub acct_failovers: u64,
+    pub acct_dropped: u64,
+    /// Verified Disconnect-Requests and their answers.
+    pub disconnect_requests: u64,
+    pub disconnect_acks: u64,
+    pub disconnect_naks: u64,
+    /// Verified CoA-Requests and their answers.
+    pub coa_requests: u64,
+    pub coa_acks: u64,
+    pub coa_naks: u64,
+    /// Datagrams on the Dynamic Authorization port dropped unanswered, by reason
+    /// ([`DAE_DROP_REASONS`]).
+    pub dae_dropped: BTreeMap<String, u64>,
 }
 
 /// One session as `virtgate sessions` lists it.
@@ -266,6 +316,41 @@ pub fn status_text(s: &Status) -> String {
     );
     o += &format!("GRE dropped:     {}\n", list(&c.gre_dropped));
     o += &format!("reloads:         {}\n", c.reloads);
+    if let Some(r) = &c.radius {
+        o += &format!(
+            "RADIUS auth:     {} requests: {} accepts, {} rejects, {} challenges, {} unanswered; \
+             {} retransmissions, {} failovers, {} answers dropped\n",
+            r.access_requests,
+            r.access_accepts,
+            r.access_rejects,
+            r.access_challenges,
+            r.access_timeouts,
+            r.access_retransmissions,
+            r.access_failovers,
+            r.access_dropped
+        );
+        o += &format!(
+            "RADIUS acct:     {} requests: {} answered, {} unanswered; {} retransmissions, \
+             {} failovers, {} answers dropped\n",
+            r.acct_requests,
+            r.acct_answered,
+            r.acct_failed,
+            r.acct_retransmissions,
+            r.acct_failovers,
+            r.acct_dropped
+        );
+        o += &format!(
+            "RADIUS DAE:      Disconnect {} ({} ack, {} nak), CoA {} ({} ack, {} nak); \
+             dropped: {}\n",
+            r.disconnect_requests,
+            r.disconnect_acks,
+            r.disconnect_naks,
+            r.coa_requests,
+            r.coa_acks,
+            r.coa_naks,
+            list(&r.dae_dropped)
+        );
+    }
     if !s.networks.is_empty() {
         o += &format!("networks:        {} running\n", s.networks.len());
     }

@@ -1205,6 +1205,7 @@ impl Engine {
         c.lockouts
             .insert("address".into(), self.stats.lockouts_source);
         c.sessions_replaced = self.stats.replaced;
+        c.radius = self.radius.as_ref().map(|r| Box::new(r.stats()));
         for r in ops::FAILURE_REASONS {
             c.setup_failures.insert(
                 r.to_string(),

@@ -295,6 +295,94 @@ pub fn render_metrics(s: &Status) -> String {
         "Successful configuration reloads.",
         &one(c.reloads),
     );
+    // RADIUS, only with `plugin radius.so`: no server label (the counts are per client, the
+    // logs name the server that did not answer), only fixed label sets.
+    if let Some(r) = &c.radius {
+        let ty = |access: u64, accounting: u64| -> Vec<(String, u64)> {
+            vec![
+                ("{type=\"access\"}".into(), access),
+                ("{type=\"accounting\"}".into(), accounting),
+            ]
+        };
+        metric(
+            "virtgate_radius_requests_total",
+            "counter",
+            "RADIUS requests sent (each once, however often transmitted), by type.",
+            &ty(r.access_requests, r.acct_requests),
+        );
+        metric(
+            "virtgate_radius_retransmissions_total",
+            "counter",
+            "RADIUS requests transmitted again to the same server, by type.",
+            &ty(r.access_retransmissions, r.acct_retransmissions),
+        );
+        metric(
+            "virtgate_radius_failovers_total",
+            "counter",
+            "RADIUS requests moved to another server after theirs did not answer, by type.",
+            &ty(r.access_failovers, r.acct_failovers),
+        );
+        metric(
+            "virtgate_radius_timeouts_total",
+            "counter",
+            "RADIUS requests no server answered, by type.",
+            &ty(r.access_timeouts, r.acct_failed),
+        );
+        metric(
+            "virtgate_radius_dropped_answers_total",
+            "counter",
+            "Datagrams on the RADIUS client sockets dropped (no matching request, wrong authenticator, malformed), by type.",
+            &ty(r.access_dropped, r.acct_dropped),
+        );
+        metric(
+            "virtgate_radius_access_answers_total",
+            "counter",
+            "Answers to Access-Requests, by code.",
+            &[
+                ("{code=\"accept\"}".into(), r.access_accepts),
+                ("{code=\"reject\"}".into(), r.access_rejects),
+                ("{code=\"challenge\"}".into(), r.access_challenges),
+            ],
+        );
+        metric(
+            "virtgate_radius_accounting_answers_total",
+            "counter",
+            "Accounting-Responses received.",
+            &one(r.acct_answered),
+        );
+        metric(
+            "virtgate_radius_dae_requests_total",
+            "counter",
+            "Verified Dynamic Authorization requests (RFC 5176), by kind.",
+            &[
+                ("{kind=\"disconnect\"}".into(), r.disconnect_requests),
+                ("{kind=\"coa\"}".into(), r.coa_requests),
+            ],
+        );
+        metric(
+            "virtgate_radius_dae_answers_total",
+            "counter",
+            "Dynamic Authorization answers sent, by kind and answer.",
+            &[
+                (
+                    "{kind=\"disconnect\",answer=\"ack\"}".into(),
+                    r.disconnect_acks,
+                ),
+                (
+                    "{kind=\"disconnect\",answer=\"nak\"}".into(),
+                    r.disconnect_naks,
+                ),
+                ("{kind=\"coa\",answer=\"ack\"}".into(), r.coa_acks),
+                ("{kind=\"coa\",answer=\"nak\"}".into(), r.coa_naks),
+            ],
+        );
+        metric(
+            "virtgate_radius_dae_dropped_total",
+            "counter",
+            "Datagrams on the Dynamic Authorization port dropped unanswered, by reason.",
+            &by("reason", &control::DAE_DROP_REASONS, &r.dae_dropped),
+        );
+    }
     // Virtual networks: one label, the network's name (admins define a few networks).
     let per_net = |f: fn(&control::NetworkStatus) -> u64| -> Vec<(String, u64)> {
         s.networks
@@ -539,6 +627,29 @@ mod tests {
                 abuse_refusals: [("conn_rate".to_string(), 6)].into(),
                 lockouts: [("account".to_string(), 2)].into(),
                 sessions_replaced: 3,
+                radius: Some(Box::new(crate::control::RadiusCounters {
+                    access_requests: 5,
+                    access_accepts: 2,
+                    access_rejects: 1,
+                    access_challenges: 0,
+                    access_timeouts: 1,
+                    access_retransmissions: 4,
+                    access_failovers: 1,
+                    access_dropped: 0,
+                    acct_requests: 6,
+                    acct_answered: 5,
+                    acct_failed: 1,
+                    acct_retransmissions: 2,
+                    acct_failovers: 0,
+                    acct_dropped: 3,
+                    disconnect_requests: 2,
+                    disconnect_acks: 1,
+                    disconnect_naks: 1,
+                    coa_requests: 1,
+                    coa_acks: 0,
+                    coa_naks: 1,
+                    dae_dropped: [("unknown_client".to_string(), 7)].into(),
+                })),
             },
             networks: vec![crate::control::NetworkStatus {
                 name: "de\"fault".into(),
@@ -599,11 +710,58 @@ mod tests {
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line}:\n{m}");
         }
+        for line in [
+            "virtgate_radius_requests_total{type=\"access\"} 5",
+            "virtgate_radius_requests_total{type=\"accounting\"} 6",
+            "virtgate_radius_retransmissions_total{type=\"access\"} 4",
+            "virtgate_radius_retransmissions_total{type=\"accounting\"} 2",
+            "virtgate_radius_failovers_total{type=\"access\"} 1",
+            "virtgate_radius_failovers_total{type=\"accounting\"} 0",
+            "virtgate_radius_timeouts_total{type=\"access\"} 1",
+            "virtgate_radius_timeouts_total{type=\"accounting\"} 1",
+            "virtgate_radius_dropped_answers_total{type=\"accounting\"} 3",
+            "virtgate_radius_access_answers_total{code=\"accept\"} 2",
+            "virtgate_radius_access_answers_total{code=\"reject\"} 1",
+            "virtgate_radius_access_answers_total{code=\"challenge\"} 0",
+            "virtgate_radius_accounting_answers_total 5",
+            "virtgate_radius_dae_requests_total{kind=\"disconnect\"} 2",
+            "virtgate_radius_dae_requests_total{kind=\"coa\"} 1",
+            "virtgate_radius_dae_answers_total{kind=\"disconnect\",answer=\"ack\"} 1",
+            "virtgate_radius_dae_answers_total{kind=\"disconnect\",answer=\"nak\"} 1",
+            "virtgate_radius_dae_answers_total{kind=\"coa\",answer=\"ack\"} 0",
+            "virtgate_radius_dae_answers_total{kind=\"coa\",answer=\"nak\"} 1",
+            "virtgate_radius_dae_dropped_total{reason=\"unknown_client\"} 7",
+            "virtgate_radius_dae_dropped_total{reason=\"bad_authenticator\"} 0",
+            "virtgate_radius_dae_dropped_total{reason=\"malformed\"} 0",
+            "# TYPE virtgate_radius_requests_total counter",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line}:\n{m}");
+        }
+        assert!(
+            text.contains("RADIUS auth:     5 requests: 2 accepts, 1 rejects, 0 challenges, 1 unanswered; 4 retransmissions, 1 failovers, 0 answers dropped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("RADIUS acct:     6 requests: 5 answered, 1 unanswered; 2 retransmissions, 0 failovers, 3 answers dropped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("RADIUS DAE:      Disconnect 2 (1 ack, 1 nak), CoA 1 (0 ack, 1 nak); dropped: unknown_client 7\n"),
+            "{text}"
+        );
         // Every sample line is `name{labels} value` or `name value`; every family typed once.
         let types = m.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = m.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 14 + NETWORK_METRICS.len());
+        assert_eq!(types, 14 + RADIUS_FAMILIES + NETWORK_METRICS.len());
+        let mut names: Vec<&str> = m
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), types, "a family typed twice:\n{m}");
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let v = l.rsplit(' ').next().unwrap();
             assert!(v.parse::<u64>().is_ok(), "{l}");
@@ -614,7 +772,19 @@ mod tests {
             m.matches("virtgate_session_setup_failures_total{").count(),
             FAILURE_REASONS.len()
         );
+
+        // Without RADIUS: no RADIUS families and no RADIUS lines in `status`.
+        let mut s = s;
+        s.counters.radius = None;
+        let m = render_metrics(&s);
+        assert!(!m.contains("virtgate_radius"), "{m}");
+        let types = m.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(types, 14 + NETWORK_METRICS.len());
+        assert!(!crate::control::status_text(&s).contains("RADIUS"));
     }
+
+    /// The RADIUS metric families (rendered only with RADIUS configured).
+    const RADIUS_FAMILIES: usize = 10;
 
     #[test]
     fn hooks_get_pppds_arguments_and_environment() {

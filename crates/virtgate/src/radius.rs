@@ -24,10 +24,13 @@ use tokio::net::UdpSocket;
 use virtgate_config::RadiusConfig;
 use virtgate_ppp::auth::{ExternalVerdict, PeerCredentials};
 use virtgate_radius::attr;
+use virtgate_radius::crypto::VerifyError;
 use virtgate_radius::{
-    ms, Attr, Client, ClientConfig, ClientEvent, Code, DaeClient, DaeKind, Request, RequestId,
-    Server,
+    ms, Attr, Client, ClientConfig, ClientEvent, Code, DaeClient, DaeError, DaeKind, Request,
+    RequestId, Server,
 };
+
+use crate::control::{RadiusCounters, DAE_DROP_REASONS};
 
 struct Os;
 impl virtgate_radius::Entropy for Os {
@@ -136,7 +139,47 @@ pub async fn readable(s: &Option<Sockets>) {
     }
 }
 
+/// What the glue counts itself: answer codes and Dynamic Authorization (the clients count
+/// requests, retransmissions, failovers, timeouts and dropped answers).
+#[derive(Debug, Default)]
+struct Tally {
+    accepts: u64,
+    rejects: u64,
+    challenges: u64,
+    /// By [`DaeKind`]: Disconnect, CoA.
+    dae: [DaeTally; 2],
+    dae_dropped: [u64; DAE_DROP_REASONS.len()],
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct DaeTally {
+    requests: u64,
+    acks: u64,
+    naks: u64,
+}
+
+fn dae_index(k: DaeKind) -> usize {
+    match k {
+        DaeKind::Disconnect => 0,
+        DaeKind::Coa => 1,
+    }
+}
+
+/// The [`DAE_DROP_REASONS`] label of a dropped Dynamic Authorization datagram.
+fn dae_drop_reason(e: &DaeError) -> &'static str {
+    match e {
+        DaeError::NotAllowed(_) => "unknown_client",
+        DaeError::Verify {
+            err: VerifyError::Decode(_),
+            ..
+        } => "malformed",
+        DaeError::Verify { .. } => "bad_authenticator",
+        _ => "malformed",
+    }
+}
+
 pub struct Radius {
+    tally: Tally,
     cfg: RadiusConfig,
     nas_id: String,
     socks: Sockets,
@@ -204,6 +247,7 @@ impl Radius {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
         Ok(Radius {
+            tally: Tally::default(),
             nas_id: cfg
                 .nas_identifier
                 .clone()
@@ -234,6 +278,45 @@ impl Radius {
 
     pub fn sockets(&self) -> Sockets {
         self.socks.clone()
+    }
+
+    /// The counters `virtgate status` and `/metrics` show.
+    pub fn stats(&self) -> RadiusCounters {
+        let a = self.auth.stats();
+        let acct = self
+            .acct
+            .as_ref()
+            .map(|c| c.stats().clone())
+            .unwrap_or_default();
+        let t = &self.tally;
+        let [disc, coa] = t.dae;
+        RadiusCounters {
+            access_requests: a.sent,
+            access_accepts: t.accepts,
+            access_rejects: t.rejects,
+            access_challenges: t.challenges,
+            access_timeouts: a.failed,
+            access_retransmissions: a.retransmitted,
+            access_failovers: a.failovers,
+            access_dropped: a.dropped,
+            acct_requests: acct.sent,
+            acct_answered: acct.replies,
+            acct_failed: acct.failed,
+            acct_retransmissions: acct.retransmitted,
+            acct_failovers: acct.failovers,
+            acct_dropped: acct.dropped,
+            disconnect_requests: disc.requests,
+            disconnect_acks: disc.acks,
+            disconnect_naks: disc.naks,
+            coa_requests: coa.requests,
+            coa_acks: coa.acks,
+            coa_naks: coa.naks,
+            dae_dropped: DAE_DROP_REASONS
+                .iter()
+                .zip(t.dae_dropped)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
     }
 
     /// Whether RADIUS decides for this user (`local` = chap-secrets has a secret for them).
@@ -426,6 +509,13 @@ impl Radius {
         while let Some(ev) = self.auth.poll_event() {
             match ev {
                 ClientEvent::Reply { id, reply } => {
+                    match reply.packet.code {
+                        Code::AccessAccept => self.tally.accepts += 1,
+                        Code::AccessChallenge => self.tally.challenges += 1,
+                        Code::AccessReject => self.tally.rejects += 1,
+                        // The client hands out only answers to an Access-Request.
+                        _ => {}
+                    }
                     if let Some(call) = self.waiting.remove(&id) {
                         out.push(Action::Auth {
                             call,
@@ -577,10 +667,16 @@ impl Radius {
         let req = match virtgate_radius::dae::parse_request(from.ip(), bytes, &self.dae_clients) {
             Ok(r) => r,
             Err(e) => {
+                let reason = dae_drop_reason(&e);
+                if let Some(i) = DAE_DROP_REASONS.iter().position(|r| *r == reason) {
+                    self.tally.dae_dropped[i] += 1;
+                }
                 tracing::warn!("RADIUS: {e}; dropped");
                 return None;
             }
         };
+        let tally = &mut self.tally.dae[dae_index(req.kind)];
+        tally.requests += 1;
         let p = &req.packet;
         // Identification (RFC 5176 §3): every attribute given must match.
         let id = req.acct_session_id();
@@ -619,7 +715,7 @@ impl Radius {
             let coa = req.kind == DaeKind::Coa && coa_attrs.contains(&a.typ);
             !(known.contains(&a.typ) || coa)
         });
-        let (answer, action) = if !nas_ok {
+        let (answer, action): (Vec<u8>, Option<Action>) = if !nas_ok {
             (
                 req.nak(attr::error_cause::NAS_IDENTIFICATION_MISMATCH),
                 None,
@@ -648,6 +744,12 @@ impl Radius {
             };
             (req.ack(), Some(action))
         };
+        let tally = &mut self.tally.dae[dae_index(req.kind)];
+        if action.is_some() {
+            tally.acks += 1;
+        } else {
+            tally.naks += 1;
+        }
         send(sock, from, &answer);
         action
     }

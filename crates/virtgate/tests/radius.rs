@@ -7,8 +7,9 @@
 //! Shown: MS-CHAPv2 through RADIUS with MPPE-128 from MS-MPPE-Send/Recv-Key and the address
 //! from Framed-IP-Address, ping through the tunnel; accounting Start and Stop in the detail
 //! file with the daemon's own counters; a Disconnect-Request from radclient ends the session
-//! (and one with a wrong secret or for another user does not); a wrong password is refused;
-//! a dead primary server fails over to the second and is then skipped.
+//! (and one with a wrong secret or for another user does not), and `status --json` counts
+//! all of it; a wrong password is refused; a dead primary server fails over to the second and
+//! is then skipped.
 
 mod common;
 
@@ -320,7 +321,57 @@ fn mschapv2_mppe_through_freeradius_with_accounting_and_disconnect() {
     assert!(num("Acct-Input-Packets") >= 5, "{s:?}");
     assert!(num("Acct-Output-Packets") >= 5, "{s:?}");
     assert_eq!(s["Acct-Input-Gigawords"], "0");
+
+    // The counters in `status --json` (the Accounting-Response to the Stop may still be on
+    // its way): one reject, one accept, Start and Stop answered, no retransmission or failover;
+    // the wrong-secret Disconnect dropped, the other two NAKed and ACKed.
+    let socket = ctl_socket(&rig.conf);
+    let r = radius_counters(&socket, |r| r["acct_answered"] == 2);
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("no {k} in {r}"));
+    for (k, want) in [
+        ("access_requests", 2),
+        ("access_accepts", 1),
+        ("access_rejects", 1),
+        ("access_challenges", 0),
+        ("access_timeouts", 0),
+        ("access_retransmissions", 0),
+        ("access_failovers", 0),
+        ("access_dropped", 0),
+        ("acct_requests", 2),
+        ("acct_answered", 2),
+        ("acct_failed", 0),
+        ("disconnect_requests", 2),
+        ("disconnect_acks", 1),
+        ("disconnect_naks", 1),
+        ("coa_requests", 0),
+    ] {
+        assert_eq!(n(k), want, "{k}: {r}");
+    }
+    assert_eq!(r["dae_dropped"]["bad_authenticator"], 1, "{r}");
+    assert_eq!(r["dae_dropped"]["unknown_client"], 0, "{r}");
+    let (ok, text, err) = ctl(&socket, &["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("RADIUS auth:     2 requests: 1 accepts, 1 rejects"),
+        "{text}"
+    );
     stop_daemon(d);
+}
+
+/// `counters.radius` of `status --json`, once `ready` holds for it (or after 10 s).
+fn radius_counters(socket: &Path, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out, err) = ctl(socket, &["status", "--json"]);
+        assert!(ok, "status failed: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let r = v["counters"]["radius"].clone();
+        assert!(r.is_object(), "no RADIUS counters: {out}");
+        if ready(&r) || Instant::now() > end {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn stop_daemon(d: Proc) {
