@@ -178,21 +178,6 @@ fn vanished_client_is_reaped_by_lcp_echo_and_its_address_and_call_id_return() {
     stop(d);
 }
 
-/// `virtgate status --json` of the daemon whose pptpd.conf is `conf`.
-fn status_json(conf: &Path) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .args(["status", "--json", "--socket"])
-        .arg(ctl_socket(conf))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn vanished_client_does_not_keep_a_connections_slot() {
     if !require_root() {

@@ -159,6 +159,20 @@ impl Proc {
         Proc { child, lines, log }
     }
 
+    /// The next JSON line on stdout whose `event` is `event` (`dial --load`'s summaries).
+    pub fn wait_event(&self, event: &str, timeout: Duration) -> Option<serde_json::Value> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["event"] == event {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
+
     /// Waits for a stdout line starting with `prefix`.
     pub fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
         let end = Instant::now() + timeout;
@@ -435,6 +449,21 @@ pub fn sessions_json(socket: &Path) -> Vec<serde_json::Value> {
     assert_eq!(v["v"], 1, "{out}");
     assert_eq!(v["result"], "sessions", "{out}");
     v["sessions"].as_array().unwrap().clone()
+}
+
+/// `virtgate status --json` of the daemon whose pptpd.conf is `conf`.
+pub fn status_json(conf: &Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["status", "--json", "--socket"])
+        .arg(ctl_socket(conf))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The number after `name=` in `line` (tracing's field format).
