@@ -325,8 +325,7 @@ fn mschapv2_mppe_through_freeradius_with_accounting_and_disconnect() {
     // The counters in `status --json` (the Accounting-Response to the Stop may still be on
     // its way): one reject, one accept, Start and Stop answered, no retransmission or failover;
     // the wrong-secret Disconnect dropped, the other two NAKed and ACKed.
-    let socket = ctl_socket(&rig.conf);
-    let r = radius_counters(&socket, |r| r["acct_answered"] == 2);
+    let r = radius_counters(&rig.conf, |r| r["acct_answered"] == 2);
     let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("no {k} in {r}"));
     for (k, want) in [
         ("access_requests", 2),
@@ -349,7 +348,7 @@ fn mschapv2_mppe_through_freeradius_with_accounting_and_disconnect() {
     }
     assert_eq!(r["dae_dropped"]["bad_authenticator"], 1, "{r}");
     assert_eq!(r["dae_dropped"]["unknown_client"], 0, "{r}");
-    let (ok, text, err) = ctl(&socket, &["status"]);
+    let (ok, text, err) = ctl(&ctl_socket(&rig.conf), &["status"]);
     assert!(ok, "{err}");
     assert!(
         text.contains("RADIUS auth:     2 requests: 1 accepts, 1 rejects"),
@@ -358,15 +357,14 @@ fn mschapv2_mppe_through_freeradius_with_accounting_and_disconnect() {
     stop_daemon(d);
 }
 
-/// `counters.radius` of `status --json`, once `ready` holds for it (or after 10 s).
-fn radius_counters(socket: &Path, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+/// `counters.radius` of `status --json` of the daemon on `conf`, once `ready` holds for it
+/// (or after 10 s).
+fn radius_counters(conf: &Path, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let (ok, out, err) = ctl(socket, &["status", "--json"]);
-        assert!(ok, "status failed: {err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let v = status_json(conf);
         let r = v["counters"]["radius"].clone();
-        assert!(r.is_object(), "no RADIUS counters: {out}");
+        assert!(r.is_object(), "no RADIUS counters: {v}");
         if ready(&r) || Instant::now() > end {
             return r;
         }
