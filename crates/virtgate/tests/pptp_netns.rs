@@ -117,20 +117,7 @@ fn dial(ns: &Netns, server: &str, password: &str) -> Proc {
 }
 
 fn dial_tun(ns: &Netns, server: &str, password: &str, tun: &str) -> Proc {
-    Proc::spawn(
-        ns,
-        &[
-            "dial",
-            server,
-            "--user",
-            "user1",
-            "--password",
-            password,
-            "--tun",
-            tun,
-        ],
-        "debug",
-    )
+    common::dial(ns, server, "user1", password, tun)
 }
 
 /// Stops the daemon with SIGTERM and checks it leaves nothing behind.
@@ -532,23 +519,6 @@ fn idle_hangs_up_and_the_proxyarp_entry_follows_the_session() {
 
 // ---- operating the daemon (issue 6) ----------------------------------------------------------
 
-fn dial_as(ns: &Netns, server: &str, user: &str, password: &str, tun: &str) -> Proc {
-    Proc::spawn(
-        ns,
-        &[
-            "dial",
-            server,
-            "--user",
-            user,
-            "--password",
-            password,
-            "--tun",
-            tun,
-        ],
-        "debug",
-    )
-}
-
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -614,7 +584,7 @@ fn operate_sessions_terminate_reload_metrics_hooks_and_stop() {
         .into_iter()
         .enumerate()
     {
-        let p = dial_as(&client, "10.99.9.1", user, pw, &format!("vgd{i}"));
+        let p = common::dial(&client, "10.99.9.1", user, pw, &format!("vgd{i}"));
         let Some(up) = p.wait_line("up ", Duration::from_secs(30)) else {
             panic!("{user}: no up line\n{}\n{}", p.log(), d.log());
         };
@@ -622,7 +592,7 @@ fn operate_sessions_terminate_reload_metrics_hooks_and_stop() {
         dials.push(p);
     }
     // A wrong password: an auth failure for the counters.
-    let mut eve = dial_as(&client, "10.99.9.1", "alice", "wrong", "vgd9");
+    let mut eve = common::dial(&client, "10.99.9.1", "alice", "wrong", "vgd9");
     assert!(eve
         .wait(Duration::from_secs(20))
         .is_some_and(|s| !s.success()));
@@ -678,7 +648,7 @@ fn operate_sessions_terminate_reload_metrics_hooks_and_stop() {
     .unwrap();
     let (ok, out, err) = ctl(&socket, &["reload"]);
     assert!(ok, "{out}{err}\n{}", d.log());
-    let dave = dial_as(&client, "10.99.9.1", "dave", "pd", "vgd3");
+    let dave = common::dial(&client, "10.99.9.1", "dave", "pd", "vgd3");
     let Some(up) = dave.wait_line("up ", Duration::from_secs(30)) else {
         panic!("dave: no up line\n{}\n{}", dave.log(), d.log());
     };
