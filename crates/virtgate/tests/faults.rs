@@ -737,81 +737,124 @@ fn spoofed_gre_with_the_right_call_id_and_random_sequence_numbers_leaves_the_ses
 
 // ---- pool exhaustion ---------------------------------------------------------------------
 
-#[test]
-fn pool_of_two_refuses_the_third_client_until_one_hangs_up() {
-    if !require_root() {
-        return;
-    }
-    let dir = TempDir::new("f-pool2");
-    // pptpd's rule: `connections` is capped by the number of remoteip addresses, so the third
-    // client is refused when it connects.
-    let (conf, secrets) = write_config(
-        &dir,
-        "remoteip 192.168.0.100-101\n",
-        "",
-        "alice pptpd pa *\nbob pptpd pb *\ncarol pptpd pc *\n",
-    );
+/// Two clients up and a third refused: what both pool tests share.
+struct ThirdRefused {
+    d: Proc,
+    a: Proc,
+    b: Proc,
+    /// The refused third client (exited).
+    c: Proc,
+    took: Duration,
+    client: Netns,
+    _server: Netns,
+    _dir: TempDir,
+}
+
+/// alice and bob dial `10.98.NET.1` and get 192.168.0.100 and .101; carol's dial must end,
+/// unsuccessfully and without coming up, while both first sessions keep passing traffic.
+fn two_up_third_refused(tag: &str, net: u8, conf_extra: &str, secrets: &str) -> ThirdRefused {
+    let dir = TempDir::new(tag);
+    let (conf, secrets) = write_config(&dir, conf_extra, "", secrets);
     let server = Netns::new("fsrv");
     let client = Netns::new("fcli");
-    server.link_to(&client, "vs0", "10.98.7.1/24", "vc0", "10.98.7.2/24");
+    let srv = format!("10.98.{net}.1");
+    server.link_to(
+        &client,
+        "vs0",
+        &format!("{srv}/24"),
+        "vc0",
+        &format!("10.98.{net}.2/24"),
+    );
     let d = daemon(&server, &conf, &secrets, "info");
-    let (a, addr_a) = dial_up(&client, "10.98.7.1", "alice", "pa", "vgd0", &d);
-    let (b, addr_b) = dial_up(&client, "10.98.7.1", "bob", "pb", "vgd1", &d);
+    let (a, addr_a) = dial_up(&client, &srv, "alice", "pa", "vgd0", &d);
+    let (b, addr_b) = dial_up(&client, &srv, "bob", "pb", "vgd1", &d);
     assert_eq!(
         (addr_a.as_str(), addr_b.as_str()),
         ("192.168.0.100", "192.168.0.101")
     );
 
     let t0 = Instant::now();
-    let mut c = dial(&client, "10.98.7.1", "carol", "pc", "vgd2");
-    let st = c.wait(Duration::from_secs(15));
-    let Some(st) = st else {
+    let mut c = dial(&client, &srv, "carol", "pc", "vgd2");
+    let Some(st) = c.wait(Duration::from_secs(15)) else {
         panic!(
             "third client neither up nor refused after 15 s\n{}\n{}",
             c.log(),
             d.log()
         );
     };
-    eprintln!(
-        "third client refused after {:?}:\n{}",
-        t0.elapsed(),
-        c.log()
-    );
+    let took = t0.elapsed();
+    eprintln!("third client refused after {took:?}:\n{}", c.log());
     assert!(!st.success(), "third client got in:\n{}", c.log());
     assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "refusal took {:?}",
-        t0.elapsed()
-    );
-    // A clear reason on both sides.
-    assert!(
-        c.log().contains("the server closed the control connection"),
-        "{}",
-        c.log()
-    );
-    assert!(
-        d.log().contains("`connections` limit reached"),
-        "{}",
-        d.log()
-    );
     // The two sessions did not notice.
     assert_eq!(ping(&client, "vgd0", 1), 1);
     assert_eq!(ping(&client, "vgd1", 1), 1);
+    ThirdRefused {
+        d,
+        a,
+        b,
+        c,
+        took,
+        client,
+        _server: server,
+        _dir: dir,
+    }
+}
 
-    // Alice hangs up: carol gets in, with alice's address.
-    hang_up(a);
-    assert!(
-        d.wait_count("session down", 1, Duration::from_secs(5)),
-        "{}",
-        d.log()
+impl ThirdRefused {
+    /// `gone` hangs up (the daemon has then logged `downs` session ends); carol dials again and
+    /// gets `want`; everyone hangs up and the daemon stops cleanly.
+    fn third_gets_in_after(self, a_hangs_up: bool, downs: usize, net: u8, want: &str) {
+        let (gone, stays) = if a_hangs_up {
+            (self.a, self.b)
+        } else {
+            (self.b, self.a)
+        };
+        hang_up(gone);
+        assert!(
+            self.d
+                .wait_count("session down", downs, Duration::from_secs(5)),
+            "{}",
+            self.d.log()
+        );
+        let srv = format!("10.98.{net}.1");
+        let (c2, addr_c) = dial_up(&self.client, &srv, "carol", "pc", "vgd3", &self.d);
+        assert_eq!(addr_c, want);
+        assert_eq!(ping(&self.client, "vgd3", 1), 1);
+        hang_up(c2);
+        hang_up(stays);
+        stop(self.d);
+    }
+}
+
+#[test]
+fn pool_of_two_refuses_the_third_client_until_one_hangs_up() {
+    if !require_root() {
+        return;
+    }
+    // pptpd's rule: `connections` is capped by the number of remoteip addresses, so the third
+    // client is refused when it connects.
+    let t = two_up_third_refused(
+        "f-pool2",
+        7,
+        "remoteip 192.168.0.100-101\n",
+        "alice pptpd pa *\nbob pptpd pb *\ncarol pptpd pc *\n",
     );
-    let (c2, addr_c) = dial_up(&client, "10.98.7.1", "carol", "pc", "vgd3", &d);
-    assert_eq!(addr_c, "192.168.0.100");
-    assert_eq!(ping(&client, "vgd3", 1), 1);
-    hang_up(c2);
-    hang_up(b);
-    stop(d);
+    assert!(t.took < Duration::from_secs(5), "refusal took {:?}", t.took);
+    // A clear reason on both sides.
+    assert!(
+        t.c.log()
+            .contains("the server closed the control connection"),
+        "{}",
+        t.c.log()
+    );
+    assert!(
+        t.d.log().contains("`connections` limit reached"),
+        "{}",
+        t.d.log()
+    );
+    // Alice hangs up: carol gets in, with alice's address.
+    t.third_gets_in_after(true, 1, 7, "192.168.0.100");
 }
 
 #[test]
@@ -834,70 +877,29 @@ fn dial_tells_the_user_the_server_had_no_address() {
 /// finds none; it gets in once one of the first two hangs up. With `check_dial_reason`, dial's
 /// error must carry the server's reason.
 fn ipcp_exhaustion(tag: &str, check_dial_reason: bool) {
-    let dir = TempDir::new(tag);
     // Three connections allowed, but these users may only have 192.168.0.100/31 (pppd's
     // chap-secrets address column): the third one's IPCP finds no address.
-    let (conf, secrets) = write_config(
-        &dir,
+    let t = two_up_third_refused(
+        tag,
+        8,
         "remoteip 192.168.0.100-102\n",
-        "",
         "alice pptpd pa 192.168.0.100/31\nbob pptpd pb 192.168.0.100/31\n\
          carol pptpd pc 192.168.0.100/31\n",
     );
-    let server = Netns::new("fsrv");
-    let client = Netns::new("fcli");
-    server.link_to(&client, "vs0", "10.98.8.1/24", "vc0", "10.98.8.2/24");
-    let d = daemon(&server, &conf, &secrets, "info");
-    let (a, addr_a) = dial_up(&client, "10.98.8.1", "alice", "pa", "vgd0", &d);
-    let (b, addr_b) = dial_up(&client, "10.98.8.1", "bob", "pb", "vgd1", &d);
-    assert_eq!(
-        (addr_a.as_str(), addr_b.as_str()),
-        ("192.168.0.100", "192.168.0.101")
-    );
-
-    let t0 = Instant::now();
-    let mut c = dial(&client, "10.98.8.1", "carol", "pc", "vgd2");
-    let Some(st) = c.wait(Duration::from_secs(15)) else {
-        panic!(
-            "third client neither up nor refused after 15 s\n{}\n{}",
-            c.log(),
-            d.log()
-        );
-    };
-    eprintln!(
-        "third client refused after {:?}:\n{}",
-        t0.elapsed(),
-        c.log()
-    );
-    assert!(!st.success(), "third client got in:\n{}", c.log());
-    assert!(c.wait_line("up ", Duration::from_millis(1)).is_none());
-    assert!(
-        t0.elapsed() < Duration::from_secs(8),
-        "refusal took {:?}",
-        t0.elapsed()
-    );
+    assert!(t.took < Duration::from_secs(8), "refusal took {:?}", t.took);
     // The server says why: in its log, and in the LCP Terminate-Request (pppd's text).
-    assert!(d.log().contains("no address for client"), "{}", d.log());
+    assert!(t.d.log().contains("no address for client"), "{}", t.d.log());
     if check_dial_reason {
-        assert!(c.log().contains("No IP address available"), "{}", c.log());
+        assert!(
+            t.c.log().contains("No IP address available"),
+            "{}",
+            t.c.log()
+        );
     }
-    let down = d.lines_with("session down").pop().unwrap();
+    let down = t.d.lines_with("session down").pop().unwrap();
     assert!(down.contains("AddressPoolExhausted"), "{down}");
-    assert_eq!(ping(&client, "vgd0", 1), 1);
-    assert_eq!(ping(&client, "vgd1", 1), 1);
-
-    hang_up(b);
-    assert!(
-        d.wait_count("session down", 2, Duration::from_secs(5)),
-        "{}",
-        d.log()
-    );
-    let (c2, addr_c) = dial_up(&client, "10.98.8.1", "carol", "pc", "vgd3", &d);
-    assert_eq!(addr_c, "192.168.0.101");
-    assert_eq!(ping(&client, "vgd3", 1), 1);
-    hang_up(c2);
-    hang_up(a);
-    stop(d);
+    // Bob hangs up (carol's refused session was the first down): carol gets bob's address.
+    t.third_gets_in_after(false, 2, 8, "192.168.0.101");
 }
 
 // ---- wrong passwords ---------------------------------------------------------------------
