@@ -451,32 +451,14 @@ impl RunningNetwork {
         op: UpdateOp,
         xml: &str,
     ) -> Result<NetworkDef, VnetError> {
-        if self.service.is_none() {
-            return Err(VnetError::Unusable {
-                network: self.name.clone(),
-                reason: "virtgate serves no DHCP or DNS on it: nothing to update live".into(),
-            });
-        }
+        self.require_service()?;
         let _serial = self.update_lock.lock().await;
         let mut new = self.def();
         new.update(section, op, xml)?;
-        let staged = new.clone();
-        self.ask(move |reply| Command::Apply {
-            def: Box::new(staged),
-            reply,
-        })
-        .await??;
-        *self
-            .def
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = new.clone();
+        self.install(new.clone()).await?;
         Ok(new)
     }
 
-    /// Stops the servers (sockets closed, connections dropped), removes the guests' ports
-    /// (every link marked as a port of this network: `virtgate port add` and `qemu-ifup` taps,
-    /// Open vSwitch ports, macvtaps) and the bridge, if it is virtgate's. The leases file stays,
-    /// for the next start.
     /// Brings the running network to `new`, a definition that differs from the running one in
     /// its DHCP hosts and DNS hosts only (what `net-update` can change live; see
     /// [`RunningNetwork::live_change_only`]): `virtgate reload` after an edited definition.
@@ -487,13 +469,24 @@ impl RunningNetwork {
                 reason: "the definition changed beyond DHCP and DNS hosts: it needs `net stop` and `net start`".into(),
             });
         }
-        if self.service.is_none() {
-            return Err(VnetError::Unusable {
+        self.require_service()?;
+        let _serial = self.update_lock.lock().await;
+        self.install(new).await
+    }
+
+    fn require_service(&self) -> Result<(), VnetError> {
+        match self.service {
+            Some(_) => Ok(()),
+            None => Err(VnetError::Unusable {
                 network: self.name.clone(),
                 reason: "virtgate serves no DHCP or DNS on it: nothing to update live".into(),
-            });
+            }),
         }
-        let _serial = self.update_lock.lock().await;
+    }
+
+    /// Hands `new` to the service task, then makes it the running definition (all or nothing).
+    /// The caller holds `update_lock`.
+    async fn install(&self, new: NetworkDef) -> Result<(), VnetError> {
         let staged = new.clone();
         self.ask(move |reply| Command::Apply {
             def: Box::new(staged),
@@ -520,6 +513,10 @@ impl RunningNetwork {
         rest == *old
     }
 
+    /// Stops the servers (sockets closed, connections dropped), removes the guests' ports
+    /// (every link marked as a port of this network: `virtgate port add` and `qemu-ifup` taps,
+    /// Open vSwitch ports, macvtaps) and the bridge, if it is virtgate's. The leases file stays,
+    /// for the next start.
     pub async fn stop(mut self) -> Result<(), VnetError> {
         if let Some(service) = self.service.take() {
             let _ = service.commands.send(Command::Stop).await;
