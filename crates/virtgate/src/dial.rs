@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use virtgate_ppp::{DownReason, Session, SessionEvent};
+use virtgate_ppp::{Session, SessionEvent};
 use virtgate_pptp::conn::{ControlConnection, ControlEvent};
 use virtgate_pptp::gre::{GreChannel, GreHeader};
 
@@ -129,15 +129,7 @@ pub async fn run(args: DialArgs) -> Result<(), DaemonError> {
                     call_open = false;
                     // A server that ends a link says why in its LCP Terminate-Request, sent
                     // just before the Call-Disconnect-Notify: that reason beats the CDN's.
-                    let peer_said = link.take().and_then(|mut l| {
-                        l.session.lower_layer_down(now);
-                        std::iter::from_fn(|| l.session.poll_event()).find_map(|e| match e {
-                            SessionEvent::Down {
-                                reason: DownReason::PeerTerminated(text),
-                            } if !text.is_empty() => Some(text),
-                            _ => None,
-                        })
-                    });
+                    let peer_said = link.take().and_then(|l| l.end_with_peer_reason(now));
                     tun = None;
                     if !matches!(phase, Phase::HangingUp(_)) {
                         failure.get_or_insert(DialError::LinkDown(match peer_said {

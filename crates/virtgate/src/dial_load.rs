@@ -622,15 +622,7 @@ impl Engine<'_> {
                 s.call_open = false;
                 // A server that ends a link says why in its LCP Terminate-Request, just
                 // before the Call-Disconnect-Notify: that reason beats the CDN's.
-                let said = s.link.take().and_then(|mut l| {
-                    l.session.lower_layer_down(now);
-                    std::iter::from_fn(|| l.session.poll_event()).find_map(|e| match e {
-                        SessionEvent::Down {
-                            reason: DownReason::PeerTerminated(text),
-                        } if !text.is_empty() => Some(text),
-                        _ => None,
-                    })
-                });
+                let said = s.link.take().and_then(|l| l.end_with_peer_reason(now));
                 let why = match said {
                     Some(t) => format!("peer_terminated: {t}"),
                     None => format!("call_cleared: {reason:?}"),

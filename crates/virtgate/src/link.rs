@@ -54,6 +54,19 @@ pub enum GreRx {
 }
 
 impl Link {
+    /// The call under this link is gone (Call-Disconnect-Notify): ends the session and returns
+    /// the reason the peer gave in an LCP Terminate-Request just before, if any (a server says
+    /// why there; that reason beats the CDN's).
+    pub fn end_with_peer_reason(mut self, now: Instant) -> Option<String> {
+        self.session.lower_layer_down(now);
+        std::iter::from_fn(|| self.session.poll_event()).find_map(|e| match e {
+            SessionEvent::Down {
+                reason: virtgate_ppp::DownReason::PeerTerminated(text),
+            } if !text.is_empty() => Some(text),
+            _ => None,
+        })
+    }
+
     pub fn new(chan: GreChannel, session: Session, peer: Ipv4Addr, mss: u16) -> Link {
         Link {
             chan,
